@@ -1,0 +1,13 @@
+//! The domain of Ultimate Optimizer: what an account, a plan, a store and a credit balance
+//! are, and the rules that govern them. Nothing here performs I/O, so every rule can be
+//! tested in isolation and reused by the server, the worker and the CLI alike.
+
+pub mod account;
+pub mod credits;
+pub mod plan;
+pub mod validation;
+
+pub use account::{Account, AccountStatus, BillingSource, Platform, Store, User};
+pub use credits::{next_reset_date, CreditBalance, LedgerEntry, LedgerReason};
+pub use plan::{default_plans, Plan, PlanId};
+pub use validation::{validate_account_name, validate_email, validate_password, FieldErrors};

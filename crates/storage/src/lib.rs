@@ -1,0 +1,246 @@
+//! Persistence. The rest of the system talks to one [`Storage`] trait written in domain
+//! operations ("register a user", "rotate a refresh token"), never in SQL. Two
+//! implementations exist: [`SqliteStorage`], the embedded default, and
+//! [`PostgresStorage`], the production and scale-out backend. Each owns its migrations
+//! (`migrations/sqlite`, `migrations/postgres`); the SQL they share is written once in
+//! `shared.rs` and instantiated for both, so a behaviour cannot drift between backends.
+//! One conformance suite (`tests/conformance.rs`) runs against both.
+//!
+//! Conventions both schemas follow: ids are UUID text, instants are Unix milliseconds in
+//! `BIGINT` columns and calendar dates are `YYYY-MM-DD` text. These are the types both
+//! engines store and compare identically, which keeps every query portable.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::{Account, LedgerEntry, Plan, Store, User};
+use uuid::Uuid;
+
+mod postgres;
+mod rows;
+mod shared;
+mod sqlite;
+
+pub use postgres::PostgresStorage;
+pub use sqlite::SqliteStorage;
+
+/// Everything that can go wrong in storage, in terms a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{entity} not found")]
+    NotFound { entity: &'static str },
+    #[error("email address is already registered")]
+    EmailTaken,
+    #[error("unsupported database URL (expected sqlite:// or postgres://): {0}")]
+    UnsupportedUrl(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StorageError {
+    pub(crate) fn not_found(entity: &'static str) -> Self {
+        StorageError::NotFound { entity }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Which engine a [`Storage`] runs on; lets callers report it and pick engine-specific
+/// strategies where the engines truly differ (locking, notifications).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A standalone sign-up: the user and the account it creates.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub password_hash: String,
+    pub account_name: String,
+}
+
+/// A refresh token as stored: only its hash is kept, so a database leak leaks no sessions.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub id: Uuid,
+    /// All tokens descending from one login share a family; reuse of a rotated token
+    /// revokes the family.
+    pub family_id: Uuid,
+    pub user_id: Uuid,
+    pub account_id: Uuid,
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The token that replaces a spent refresh token. Its family, user and account are taken
+/// from the token it replaces.
+#[derive(Debug, Clone)]
+pub struct TokenReplacement {
+    pub id: Uuid,
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was valid; it is now spent and the replacement is stored.
+    Rotated {
+        user: User,
+        account: Account,
+    },
+    /// The token had already been rotated or revoked: the whole family is now revoked.
+    Reused,
+    Expired,
+    Unknown,
+}
+
+/// A single-use login link (the demo account's one-click login).
+#[derive(Debug, Clone)]
+pub struct NewLoginLink {
+    pub token_hash: String,
+    pub user_id: Uuid,
+    pub account_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The result of resolving a Wix app instance to an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    pub account: Account,
+    pub store: Store,
+    /// True only for the request that created the account (exactly one, even under races).
+    pub created: bool,
+}
+
+/// The operations the product needs from its database. Every method that reads or changes
+/// tenant data takes the owning account id and filters by it: a caller cannot reach
+/// another account's rows by guessing ids.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations. Safe to run from several processes at once.
+    async fn migrate(&self) -> Result<()>;
+
+    /// Round-trips to the database (readiness probe).
+    async fn ping(&self) -> Result<()>;
+
+    /// Makes the plans table match the configured plans (insert or update by id).
+    async fn sync_plans(&self, plans: &[Plan]) -> Result<()>;
+    async fn list_plans(&self) -> Result<Vec<Plan>>;
+    async fn get_plan(&self, plan_id: &str) -> Result<Plan>;
+
+    /// Creates a user and its own account on the free plan, with the first monthly grant,
+    /// in one transaction. [`StorageError::EmailTaken`] if the email exists.
+    async fn register_user(&self, new_user: NewUser, now: DateTime<Utc>)
+        -> Result<(User, Account)>;
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>>;
+    async fn get_user(&self, account_id: Uuid, user_id: Uuid) -> Result<User>;
+
+    async fn get_account(&self, account_id: Uuid) -> Result<Account>;
+    async fn rename_account(
+        &self,
+        account_id: Uuid,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Account>;
+
+    /// The demo account and its password-less user, created on first call.
+    async fn ensure_demo_account(&self, now: DateTime<Utc>) -> Result<(User, Account)>;
+
+    /// Resolves a Wix instance to its account, creating account and store on first sight.
+    /// Concurrent first calls for one instance create exactly one account.
+    async fn provision_wix_instance(
+        &self,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Provisioned>;
+
+    async fn insert_refresh_token(&self, token: NewRefreshToken, now: DateTime<Utc>) -> Result<()>;
+    /// Spends the presented token and stores `replacement` in its family, atomically.
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        replacement: TokenReplacement,
+        now: DateTime<Utc>,
+    ) -> Result<RefreshOutcome>;
+    /// Revokes the family of the presented token if it belongs to `user_id`. Returns whether
+    /// a family was revoked.
+    async fn revoke_refresh_family(
+        &self,
+        user_id: Uuid,
+        presented_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    async fn create_login_link(&self, link: NewLoginLink, now: DateTime<Utc>) -> Result<()>;
+    /// Marks the link used and returns its user, or `None` if unknown, used or expired.
+    async fn consume_login_link(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(User, Account)>>;
+
+    async fn list_stores(&self, account_id: Uuid) -> Result<Vec<Store>>;
+    async fn get_store(&self, account_id: Uuid, store_id: Uuid) -> Result<Store>;
+
+    /// Newest first.
+    async fn list_ledger(&self, account_id: Uuid, limit: i64) -> Result<Vec<LedgerEntry>>;
+}
+
+/// Connects to the database named by `url` (`sqlite://path` or `postgres://…`) and applies
+/// migrations.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Storage>> {
+    let storage: Arc<dyn Storage> = if url.starts_with("sqlite:") {
+        Arc::new(SqliteStorage::connect(url, max_connections).await?)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(PostgresStorage::connect(url, max_connections).await?)
+    } else {
+        return Err(StorageError::UnsupportedUrl(redact_url(url)));
+    };
+    storage.migrate().await?;
+    Ok(storage)
+}
+
+/// A database URL with any password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/optimizer"),
+            "postgres://app:***@db:5432/optimizer"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/optimizer"),
+            "postgres://app@db/optimizer"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/optimizer.db"),
+            "sqlite://data/optimizer.db"
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! Row shapes as both engines return them (text ids, millisecond instants, text dates) and
+//! their conversion into domain types. A row that does not convert is reported as
+//! [`StorageError::Corrupt`] rather than panicking.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::{
+    Account, AccountStatus, BillingSource, LedgerEntry, LedgerReason, Plan, Platform, Store, User,
+};
+use uuid::Uuid;
+
+use crate::StorageError;
+
+pub(crate) fn millis(instant: DateTime<Utc>) -> i64 {
+    instant.timestamp_millis()
+}
+
+pub(crate) fn instant(ms: i64) -> Result<DateTime<Utc>, StorageError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StorageError::Corrupt(format!("timestamp {ms} out of range")))
+}
+
+pub(crate) fn date_text(date: NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
+fn date(text: &str) -> Result<NaiveDate, StorageError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| StorageError::Corrupt(format!("bad date {text:?}")))
+}
+
+fn uuid(text: &str) -> Result<Uuid, StorageError> {
+    Uuid::parse_str(text).map_err(|_| StorageError::Corrupt(format!("bad id {text:?}")))
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PlanRow {
+    pub id: String,
+    pub name: String,
+    pub price_monthly_cents: i64,
+    pub monthly_credits: i64,
+}
+
+impl From<PlanRow> for Plan {
+    fn from(row: PlanRow) -> Self {
+        Plan {
+            id: row.id,
+            name: row.name,
+            price_monthly_cents: row.price_monthly_cents,
+            monthly_credits: row.monthly_credits,
+        }
+    }
+}
+
+pub(crate) const ACCOUNT_COLUMNS: &str = "id, name, plan_id, billing_source, status, \
+    credits_total, credits_used, credits_reset_on, period_end, cancel_at_period_end, created_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccountRow {
+    pub id: String,
+    pub name: String,
+    pub plan_id: String,
+    pub billing_source: String,
+    pub status: String,
+    pub credits_total: i64,
+    pub credits_used: i64,
+    pub credits_reset_on: String,
+    pub period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+    pub created_at: i64,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = StorageError;
+
+    fn try_from(row: AccountRow) -> Result<Self, Self::Error> {
+        Ok(Account {
+            id: uuid(&row.id)?,
+            name: row.name,
+            plan_id: row.plan_id,
+            billing_source: BillingSource::parse(&row.billing_source).ok_or_else(|| {
+                StorageError::Corrupt(format!("billing source {:?}", row.billing_source))
+            })?,
+            status: AccountStatus::parse(&row.status)
+                .ok_or_else(|| StorageError::Corrupt(format!("account status {:?}", row.status)))?,
+            credits_total: row.credits_total,
+            credits_used: row.credits_used,
+            credits_reset_on: date(&row.credits_reset_on)?,
+            period_end: row.period_end.map(instant).transpose()?,
+            cancel_at_period_end: row.cancel_at_period_end,
+            created_at: instant(row.created_at)?,
+        })
+    }
+}
+
+pub(crate) const USER_COLUMNS: &str = "id, account_id, email, password_hash, created_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    pub id: String,
+    pub account_id: String,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub created_at: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StorageError;
+
+    fn try_from(row: UserRow) -> Result<Self, Self::Error> {
+        Ok(User {
+            id: uuid(&row.id)?,
+            account_id: uuid(&row.account_id)?,
+            email: row.email,
+            password_hash: row.password_hash,
+            created_at: instant(row.created_at)?,
+        })
+    }
+}
+
+pub(crate) const STORE_COLUMNS: &str = "id, account_id, platform, external_id, name, created_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoreRow {
+    pub id: String,
+    pub account_id: String,
+    pub platform: String,
+    pub external_id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+impl TryFrom<StoreRow> for Store {
+    type Error = StorageError;
+
+    fn try_from(row: StoreRow) -> Result<Self, Self::Error> {
+        Ok(Store {
+            id: uuid(&row.id)?,
+            account_id: uuid(&row.account_id)?,
+            platform: Platform::parse(&row.platform)
+                .ok_or_else(|| StorageError::Corrupt(format!("platform {:?}", row.platform)))?,
+            external_id: row.external_id,
+            name: row.name,
+            created_at: instant(row.created_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct LedgerRow {
+    pub id: String,
+    pub account_id: String,
+    pub delta: i64,
+    pub reason: String,
+    pub reference: String,
+    pub created_at: i64,
+}
+
+impl TryFrom<LedgerRow> for LedgerEntry {
+    type Error = StorageError;
+
+    fn try_from(row: LedgerRow) -> Result<Self, Self::Error> {
+        Ok(LedgerEntry {
+            id: uuid(&row.id)?,
+            account_id: uuid(&row.account_id)?,
+            delta: row.delta,
+            reason: LedgerReason::parse(&row.reason)
+                .ok_or_else(|| StorageError::Corrupt(format!("ledger reason {:?}", row.reason)))?,
+            reference: row.reference,
+            created_at: instant(row.created_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RefreshTokenRow {
+    pub user_id: String,
+    pub account_id: String,
+    pub family_id: String,
+    pub expires_at: i64,
+    pub rotated_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}

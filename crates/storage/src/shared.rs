@@ -1,0 +1,628 @@
+//! The SQL both backends share, written once. `impl_storage!` expands to the complete
+//! [`crate::Storage`] implementation for a backend type; the backend supplies three
+//! inherent methods where the engines differ:
+//! - `begin_write()`: a transaction that will write (SQLite needs `BEGIN IMMEDIATE` so two
+//!   writers queue on the busy timeout instead of failing on a lock upgrade),
+//! - `run_migrations()`: its own migration folder,
+//! - `pool()`: its connection pool.
+//!
+//! Every statement below is valid on both engines: `$n` placeholders, `ON CONFLICT`,
+//! `RETURNING`-free writes, text ids and integer instants.
+
+use chrono::{DateTime, Utc};
+
+/// Whether an error is a unique-constraint violation (e.g. a duplicate email).
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db_err| db_err.is_unique_violation())
+}
+
+/// The ledger reference of a monthly grant: one grant per account and period start.
+pub(crate) fn grant_reference(period_start: DateTime<Utc>) -> String {
+    format!("period:{}", period_start.format("%Y-%m-%d"))
+}
+
+/// Email of the demo account's password-less user (`.invalid` can never be a real address).
+pub(crate) const DEMO_USER_EMAIL: &str = "demo@demo.invalid";
+
+macro_rules! impl_storage {
+    ($storage:ty, $db:ty, $backend:expr) => {
+        impl $storage {
+            /// Inserts an account on `plan` with its first monthly grant, inside `tx`.
+            async fn insert_account(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                name: &str,
+                plan: &domain::Plan,
+                billing_source: domain::BillingSource,
+                is_demo: bool,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<domain::Account> {
+                let account = domain::Account {
+                    id: uuid::Uuid::now_v7(),
+                    name: name.to_owned(),
+                    plan_id: plan.id.clone(),
+                    billing_source,
+                    status: domain::AccountStatus::Active,
+                    credits_total: plan.monthly_credits,
+                    credits_used: 0,
+                    credits_reset_on: domain::next_reset_date(now.date_naive()),
+                    period_end: None,
+                    cancel_at_period_end: false,
+                    created_at: chrono::DateTime::from_timestamp_millis(now.timestamp_millis())
+                        .unwrap_or(now),
+                };
+                let now_ms = $crate::rows::millis(now);
+                sqlx::query(
+                    "INSERT INTO accounts (id, name, plan_id, billing_source, status, is_demo, \
+                     credits_total, credits_used, credits_reset_on, cancel_at_period_end, \
+                     created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'active', $5, $6, 0, $7, FALSE, $8, $8)",
+                )
+                .bind(account.id.to_string())
+                .bind(&account.name)
+                .bind(&account.plan_id)
+                .bind(billing_source.as_str())
+                .bind(is_demo)
+                .bind(account.credits_total)
+                .bind($crate::rows::date_text(account.credits_reset_on))
+                .bind(now_ms)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO credit_ledger (id, account_id, delta, reason, reference, created_at) \
+                     VALUES ($1, $2, $3, 'monthly_grant', $4, $5)",
+                )
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(account.id.to_string())
+                .bind(plan.monthly_credits)
+                .bind($crate::shared::grant_reference(now))
+                .bind(now_ms)
+                .execute(&mut **tx)
+                .await?;
+                Ok(account)
+            }
+
+            async fn fetch_plan<'e, E>(executor: E, plan_id: &str) -> $crate::Result<domain::Plan>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                sqlx::query_as::<_, $crate::rows::PlanRow>(
+                    "SELECT id, name, price_monthly_cents, monthly_credits FROM plans WHERE id = $1",
+                )
+                .bind(plan_id)
+                .fetch_optional(executor)
+                .await?
+                .map(domain::Plan::from)
+                .ok_or_else(|| $crate::StorageError::not_found("plan"))
+            }
+
+            async fn fetch_account<'e, E>(
+                executor: E,
+                account_id: &str,
+            ) -> $crate::Result<domain::Account>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                let sql = format!(
+                    "SELECT {} FROM accounts WHERE id = $1",
+                    $crate::rows::ACCOUNT_COLUMNS
+                );
+                sqlx::query_as::<_, $crate::rows::AccountRow>(&sql)
+                    .bind(account_id)
+                    .fetch_optional(executor)
+                    .await?
+                    .ok_or_else(|| $crate::StorageError::not_found("account"))?
+                    .try_into()
+            }
+
+            async fn fetch_user<'e, E>(
+                executor: E,
+                column: &str,
+                value: &str,
+            ) -> $crate::Result<Option<domain::User>>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                let sql = format!(
+                    "SELECT {} FROM users WHERE {column} = $1",
+                    $crate::rows::USER_COLUMNS
+                );
+                sqlx::query_as::<_, $crate::rows::UserRow>(&sql)
+                    .bind(value)
+                    .fetch_optional(executor)
+                    .await?
+                    .map(domain::User::try_from)
+                    .transpose()
+            }
+
+            async fn fetch_store_by_external_id<'e, E>(
+                executor: E,
+                platform: domain::Platform,
+                external_id: &str,
+            ) -> $crate::Result<Option<domain::Store>>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                let sql = format!(
+                    "SELECT {} FROM stores WHERE platform = $1 AND external_id = $2",
+                    $crate::rows::STORE_COLUMNS
+                );
+                sqlx::query_as::<_, $crate::rows::StoreRow>(&sql)
+                    .bind(platform.as_str())
+                    .bind(external_id)
+                    .fetch_optional(executor)
+                    .await?
+                    .map(domain::Store::try_from)
+                    .transpose()
+            }
+
+            async fn user_with_account(
+                &self,
+                user_id: &str,
+            ) -> $crate::Result<(domain::User, domain::Account)> {
+                let user = Self::fetch_user(self.pool(), "id", user_id)
+                    .await?
+                    .ok_or_else(|| $crate::StorageError::not_found("user"))?;
+                let account = Self::fetch_account(self.pool(), &user.account_id.to_string()).await?;
+                Ok((user, account))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Storage for $storage {
+            fn backend(&self) -> $crate::Backend {
+                $backend
+            }
+
+            async fn migrate(&self) -> $crate::Result<()> {
+                self.run_migrations().await
+            }
+
+            async fn ping(&self) -> $crate::Result<()> {
+                sqlx::query("SELECT 1").execute(self.pool()).await?;
+                Ok(())
+            }
+
+            async fn sync_plans(&self, plans: &[domain::Plan]) -> $crate::Result<()> {
+                let now = $crate::rows::millis(chrono::Utc::now());
+                let mut tx = self.begin_write().await?;
+                for plan in plans {
+                    sqlx::query(
+                        "INSERT INTO plans (id, name, price_monthly_cents, monthly_credits, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                         price_monthly_cents = excluded.price_monthly_cents, \
+                         monthly_credits = excluded.monthly_credits, updated_at = excluded.updated_at",
+                    )
+                    .bind(&plan.id)
+                    .bind(&plan.name)
+                    .bind(plan.price_monthly_cents)
+                    .bind(plan.monthly_credits)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_plans(&self) -> $crate::Result<Vec<domain::Plan>> {
+                let rows = sqlx::query_as::<_, $crate::rows::PlanRow>(
+                    "SELECT id, name, price_monthly_cents, monthly_credits FROM plans \
+                     ORDER BY price_monthly_cents, id",
+                )
+                .fetch_all(self.pool())
+                .await?;
+                Ok(rows.into_iter().map(domain::Plan::from).collect())
+            }
+
+            async fn get_plan(&self, plan_id: &str) -> $crate::Result<domain::Plan> {
+                Self::fetch_plan(self.pool(), plan_id).await
+            }
+
+            async fn register_user(
+                &self,
+                new_user: $crate::NewUser,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<(domain::User, domain::Account)> {
+                let mut tx = self.begin_write().await?;
+                let plan = Self::fetch_plan(&mut *tx, domain::plan::FREE_PLAN_ID).await?;
+                let account = Self::insert_account(
+                    &mut tx,
+                    &new_user.account_name,
+                    &plan,
+                    domain::BillingSource::None,
+                    false,
+                    now,
+                )
+                .await?;
+                let user = domain::User {
+                    id: uuid::Uuid::now_v7(),
+                    account_id: account.id,
+                    email: new_user.email,
+                    password_hash: Some(new_user.password_hash),
+                    created_at: account.created_at,
+                };
+                let inserted = sqlx::query(
+                    "INSERT INTO users (id, account_id, email, password_hash, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(user.id.to_string())
+                .bind(account.id.to_string())
+                .bind(&user.email)
+                .bind(&user.password_hash)
+                .bind($crate::rows::millis(now))
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Err(err) if $crate::shared::is_unique_violation(&err) => {
+                        return Err($crate::StorageError::EmailTaken)
+                    }
+                    other => other?,
+                };
+                tx.commit().await?;
+                Ok((user, account))
+            }
+
+            async fn find_user_by_email(&self, email: &str) -> $crate::Result<Option<domain::User>> {
+                Self::fetch_user(self.pool(), "email", email).await
+            }
+
+            async fn get_user(
+                &self,
+                account_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+            ) -> $crate::Result<domain::User> {
+                Self::fetch_user(self.pool(), "id", &user_id.to_string())
+                    .await?
+                    .filter(|user| user.account_id == account_id)
+                    .ok_or_else(|| $crate::StorageError::not_found("user"))
+            }
+
+            async fn get_account(&self, account_id: uuid::Uuid) -> $crate::Result<domain::Account> {
+                Self::fetch_account(self.pool(), &account_id.to_string()).await
+            }
+
+            async fn rename_account(
+                &self,
+                account_id: uuid::Uuid,
+                name: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<domain::Account> {
+                let updated = sqlx::query("UPDATE accounts SET name = $2, updated_at = $3 WHERE id = $1")
+                    .bind(account_id.to_string())
+                    .bind(name)
+                    .bind($crate::rows::millis(now))
+                    .execute(self.pool())
+                    .await?;
+                if updated.rows_affected() == 0 {
+                    return Err($crate::StorageError::not_found("account"));
+                }
+                Self::fetch_account(self.pool(), &account_id.to_string()).await
+            }
+
+            async fn ensure_demo_account(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<(domain::User, domain::Account)> {
+                if let Some(user) =
+                    Self::fetch_user(self.pool(), "email", $crate::shared::DEMO_USER_EMAIL).await?
+                {
+                    let account = Self::fetch_account(self.pool(), &user.account_id.to_string()).await?;
+                    return Ok((user, account));
+                }
+                let mut tx = self.begin_write().await?;
+                let plan = Self::fetch_plan(&mut *tx, domain::plan::FREE_PLAN_ID).await?;
+                let account = Self::insert_account(
+                    &mut tx,
+                    "Demo store",
+                    &plan,
+                    domain::BillingSource::None,
+                    true,
+                    now,
+                )
+                .await;
+                let account = match account {
+                    Err($crate::StorageError::Database(err))
+                        if $crate::shared::is_unique_violation(&err) =>
+                    {
+                        drop(tx);
+                        let user = Self::fetch_user(self.pool(), "email", $crate::shared::DEMO_USER_EMAIL)
+                            .await?
+                            .ok_or_else(|| $crate::StorageError::not_found("demo user"))?;
+                        let account =
+                            Self::fetch_account(self.pool(), &user.account_id.to_string()).await?;
+                        return Ok((user, account));
+                    }
+                    other => other?,
+                };
+                let user = domain::User {
+                    id: uuid::Uuid::now_v7(),
+                    account_id: account.id,
+                    email: $crate::shared::DEMO_USER_EMAIL.to_owned(),
+                    password_hash: None,
+                    created_at: account.created_at,
+                };
+                sqlx::query(
+                    "INSERT INTO users (id, account_id, email, password_hash, created_at) \
+                     VALUES ($1, $2, $3, NULL, $4)",
+                )
+                .bind(user.id.to_string())
+                .bind(account.id.to_string())
+                .bind(&user.email)
+                .bind($crate::rows::millis(now))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok((user, account))
+            }
+
+            async fn provision_wix_instance(
+                &self,
+                instance_id: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<$crate::Provisioned> {
+                if let Some(store) =
+                    Self::fetch_store_by_external_id(self.pool(), domain::Platform::Wix, instance_id)
+                        .await?
+                {
+                    let account =
+                        Self::fetch_account(self.pool(), &store.account_id.to_string()).await?;
+                    return Ok($crate::Provisioned { account, store, created: false });
+                }
+                let mut tx = self.begin_write().await?;
+                let plan = Self::fetch_plan(&mut *tx, domain::plan::FREE_PLAN_ID).await?;
+                let account = Self::insert_account(
+                    &mut tx,
+                    "Wix store",
+                    &plan,
+                    domain::BillingSource::Wix,
+                    false,
+                    now,
+                )
+                .await?;
+                let store = domain::Store {
+                    id: uuid::Uuid::now_v7(),
+                    account_id: account.id,
+                    platform: domain::Platform::Wix,
+                    external_id: instance_id.to_owned(),
+                    name: "Wix store".to_owned(),
+                    created_at: account.created_at,
+                };
+                let inserted = sqlx::query(
+                    "INSERT INTO stores (id, account_id, platform, external_id, name, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                     ON CONFLICT (platform, external_id) DO NOTHING",
+                )
+                .bind(store.id.to_string())
+                .bind(account.id.to_string())
+                .bind(store.platform.as_str())
+                .bind(&store.external_id)
+                .bind(&store.name)
+                .bind($crate::rows::millis(now))
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() == 0 {
+                    // Another request provisioned this instance first: keep theirs.
+                    tx.rollback().await?;
+                    let store = Self::fetch_store_by_external_id(
+                        self.pool(),
+                        domain::Platform::Wix,
+                        instance_id,
+                    )
+                    .await?
+                    .ok_or_else(|| $crate::StorageError::not_found("store"))?;
+                    let account =
+                        Self::fetch_account(self.pool(), &store.account_id.to_string()).await?;
+                    return Ok($crate::Provisioned { account, store, created: false });
+                }
+                tx.commit().await?;
+                Ok($crate::Provisioned { account, store, created: true })
+            }
+
+            async fn insert_refresh_token(
+                &self,
+                token: $crate::NewRefreshToken,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (id, family_id, user_id, account_id, token_hash, \
+                     expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(token.id.to_string())
+                .bind(token.family_id.to_string())
+                .bind(token.user_id.to_string())
+                .bind(token.account_id.to_string())
+                .bind(&token.token_hash)
+                .bind($crate::rows::millis(token.expires_at))
+                .bind($crate::rows::millis(now))
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                presented_hash: &str,
+                replacement: $crate::TokenReplacement,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<$crate::RefreshOutcome> {
+                let now_ms = $crate::rows::millis(now);
+                let mut tx = self.begin_write().await?;
+                // Spending is a conditional update, so two concurrent uses of one token
+                // cannot both succeed: the loser sees zero rows and is treated as reuse.
+                let spent = sqlx::query(
+                    "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 \
+                     AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $2",
+                )
+                .bind(presented_hash)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                let row = sqlx::query_as::<_, $crate::rows::RefreshTokenRow>(
+                    "SELECT user_id, account_id, family_id, expires_at, rotated_at, revoked_at \
+                     FROM refresh_tokens WHERE token_hash = $1",
+                )
+                .bind(presented_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    return Ok($crate::RefreshOutcome::Unknown);
+                };
+                if !spent {
+                    let already_used = row.revoked_at.is_some() || row.rotated_at.is_some();
+                    if !already_used && row.expires_at <= now_ms {
+                        return Ok($crate::RefreshOutcome::Expired);
+                    }
+                    sqlx::query(
+                        "UPDATE refresh_tokens SET revoked_at = $2 \
+                         WHERE family_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(&row.family_id)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    tracing::warn!(
+                        token.family_id = %row.family_id,
+                        "refresh token reused; token family revoked"
+                    );
+                    return Ok($crate::RefreshOutcome::Reused);
+                }
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (id, family_id, user_id, account_id, token_hash, \
+                     expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(replacement.id.to_string())
+                .bind(&row.family_id)
+                .bind(&row.user_id)
+                .bind(&row.account_id)
+                .bind(&replacement.token_hash)
+                .bind($crate::rows::millis(replacement.expires_at))
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                let (user, account) = self.user_with_account(&row.user_id).await?;
+                Ok($crate::RefreshOutcome::Rotated { user, account })
+            }
+
+            async fn revoke_refresh_family(
+                &self,
+                user_id: uuid::Uuid,
+                presented_hash: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<bool> {
+                let revoked = sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $3 WHERE revoked_at IS NULL AND family_id = \
+                     (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)",
+                )
+                .bind(presented_hash)
+                .bind(user_id.to_string())
+                .bind($crate::rows::millis(now))
+                .execute(self.pool())
+                .await?;
+                Ok(revoked.rows_affected() > 0)
+            }
+
+            async fn create_login_link(
+                &self,
+                link: $crate::NewLoginLink,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO login_links (token_hash, user_id, account_id, expires_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&link.token_hash)
+                .bind(link.user_id.to_string())
+                .bind(link.account_id.to_string())
+                .bind($crate::rows::millis(link.expires_at))
+                .bind($crate::rows::millis(now))
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn consume_login_link(
+                &self,
+                token_hash: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<Option<(domain::User, domain::Account)>> {
+                let mut tx = self.begin_write().await?;
+                let consumed = sqlx::query(
+                    "UPDATE login_links SET used_at = $2 \
+                     WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+                )
+                .bind(token_hash)
+                .bind($crate::rows::millis(now))
+                .execute(&mut *tx)
+                .await?;
+                if consumed.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                let user_id: String =
+                    sqlx::query_scalar("SELECT user_id FROM login_links WHERE token_hash = $1")
+                        .bind(token_hash)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                tx.commit().await?;
+                self.user_with_account(&user_id).await.map(Some)
+            }
+
+            async fn list_stores(&self, account_id: uuid::Uuid) -> $crate::Result<Vec<domain::Store>> {
+                let sql = format!(
+                    "SELECT {} FROM stores WHERE account_id = $1 ORDER BY created_at, id",
+                    $crate::rows::STORE_COLUMNS
+                );
+                sqlx::query_as::<_, $crate::rows::StoreRow>(&sql)
+                    .bind(account_id.to_string())
+                    .fetch_all(self.pool())
+                    .await?
+                    .into_iter()
+                    .map(domain::Store::try_from)
+                    .collect()
+            }
+
+            async fn get_store(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+            ) -> $crate::Result<domain::Store> {
+                let sql = format!(
+                    "SELECT {} FROM stores WHERE account_id = $1 AND id = $2",
+                    $crate::rows::STORE_COLUMNS
+                );
+                sqlx::query_as::<_, $crate::rows::StoreRow>(&sql)
+                    .bind(account_id.to_string())
+                    .bind(store_id.to_string())
+                    .fetch_optional(self.pool())
+                    .await?
+                    .ok_or_else(|| $crate::StorageError::not_found("store"))?
+                    .try_into()
+            }
+
+            async fn list_ledger(
+                &self,
+                account_id: uuid::Uuid,
+                limit: i64,
+            ) -> $crate::Result<Vec<domain::LedgerEntry>> {
+                sqlx::query_as::<_, $crate::rows::LedgerRow>(
+                    "SELECT id, account_id, delta, reason, reference, created_at FROM credit_ledger \
+                     WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+                )
+                .bind(account_id.to_string())
+                .bind(limit)
+                .fetch_all(self.pool())
+                .await?
+                .into_iter()
+                .map(domain::LedgerEntry::try_from)
+                .collect()
+            }
+        }
+    };
+}
+
+pub(crate) use impl_storage;

@@ -1,0 +1,457 @@
+//! One behavioural suite for every storage backend. Each scenario is written once against
+//! `dyn Storage` and instantiated for SQLite and PostgreSQL by `conformance!`.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use domain::{default_plans, BillingSource, LedgerReason, Plan};
+use storage::{
+    NewLoginLink, NewRefreshToken, NewUser, RefreshOutcome, Storage, StorageError, TokenReplacement,
+};
+use testkit::TestDatabase;
+use uuid::Uuid;
+
+async fn open(db: &TestDatabase) -> Arc<dyn Storage> {
+    let storage = storage::connect(db.url(), 5)
+        .await
+        .expect("connect and migrate");
+    storage
+        .sync_plans(&default_plans())
+        .await
+        .expect("seed plans");
+    storage
+}
+
+macro_rules! conformance {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let db = testkit::TestDatabase::sqlite();
+                    super::$scenario(super::open(&db).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let Some(db) = testkit::TestDatabase::postgres().await else { return };
+                    super::$scenario(super::open(&db).await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    migrations_are_idempotent,
+    plans_are_seeded_and_overridable,
+    registration_creates_account_with_free_credits_and_a_grant,
+    duplicate_email_is_refused_without_a_trace,
+    refresh_tokens_rotate_once_and_reuse_revokes_the_family,
+    expired_and_unknown_refresh_tokens_are_refused,
+    concurrent_use_of_one_refresh_token_succeeds_once,
+    logout_revokes_only_the_callers_family,
+    login_links_work_once_and_expire,
+    demo_account_is_created_once,
+    wix_instance_provisions_exactly_once_under_a_race,
+    tenants_cannot_reach_each_others_rows,
+);
+
+fn new_user(email: &str) -> NewUser {
+    NewUser {
+        email: email.to_owned(),
+        password_hash: "$argon2id$placeholder".to_owned(),
+        account_name: "Shop".to_owned(),
+    }
+}
+
+fn refresh_token(user: &domain::User, family: Uuid, hash: &str, ttl: Duration) -> NewRefreshToken {
+    NewRefreshToken {
+        id: Uuid::now_v7(),
+        family_id: family,
+        user_id: user.id,
+        account_id: user.account_id,
+        token_hash: hash.to_owned(),
+        expires_at: Utc::now() + ttl,
+    }
+}
+
+fn replacement(hash: &str) -> TokenReplacement {
+    TokenReplacement {
+        id: Uuid::now_v7(),
+        token_hash: hash.to_owned(),
+        expires_at: Utc::now() + Duration::days(7),
+    }
+}
+
+async fn migrations_are_idempotent(storage: Arc<dyn Storage>) {
+    storage
+        .migrate()
+        .await
+        .expect("second migration run is a no-op");
+    storage.ping().await.expect("ping");
+}
+
+async fn plans_are_seeded_and_overridable(storage: Arc<dyn Storage>) {
+    let ids: Vec<String> = storage
+        .list_plans()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids, ["free", "starter", "pro", "scale"]);
+    let mut plans = default_plans();
+    plans[1] = Plan::new("starter", "Starter", 1_200, 1_500);
+    storage.sync_plans(&plans).await.unwrap();
+    let starter = storage.get_plan("starter").await.unwrap();
+    assert_eq!(
+        (starter.price_monthly_cents, starter.monthly_credits),
+        (1_200, 1_500)
+    );
+    assert!(matches!(
+        storage.get_plan("platinum").await,
+        Err(StorageError::NotFound { entity: "plan" })
+    ));
+}
+
+async fn registration_creates_account_with_free_credits_and_a_grant(storage: Arc<dyn Storage>) {
+    let now = Utc::now();
+    let (user, account) = storage
+        .register_user(new_user("ann@example.com"), now)
+        .await
+        .unwrap();
+    assert_eq!(user.account_id, account.id);
+    assert_eq!(account.plan_id, "free");
+    assert_eq!(account.billing_source, BillingSource::None);
+    assert_eq!((account.credits_total, account.credits_used), (200, 0));
+    assert_eq!(
+        account.credits_reset_on,
+        domain::next_reset_date(now.date_naive())
+    );
+
+    let stored = storage.get_account(account.id).await.unwrap();
+    assert_eq!(stored, account);
+    let found = storage
+        .find_user_by_email("ann@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, user);
+
+    let ledger = storage.list_ledger(account.id, 10).await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(
+        (ledger[0].delta, ledger[0].reason),
+        (200, LedgerReason::MonthlyGrant)
+    );
+    let ledger_sum: i64 = ledger.iter().map(|e| e.delta).sum();
+    assert_eq!(ledger_sum, stored.credits_total - stored.credits_used);
+}
+
+async fn duplicate_email_is_refused_without_a_trace(storage: Arc<dyn Storage>) {
+    let now = Utc::now();
+    storage
+        .register_user(new_user("bob@example.com"), now)
+        .await
+        .unwrap();
+    let err = storage
+        .register_user(new_user("bob@example.com"), now)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::EmailTaken), "got {err:?}");
+    // The refused attempt left no orphan account behind: only one account can be reached
+    // through a user, and registering another email still works.
+    let (_, other) = storage
+        .register_user(new_user("bob2@example.com"), now)
+        .await
+        .unwrap();
+    assert_eq!(other.credits_total, 200);
+}
+
+async fn refresh_tokens_rotate_once_and_reuse_revokes_the_family(storage: Arc<dyn Storage>) {
+    let now = Utc::now();
+    let (user, _) = storage
+        .register_user(new_user("cy@example.com"), now)
+        .await
+        .unwrap();
+    let family = Uuid::now_v7();
+    storage
+        .insert_refresh_token(refresh_token(&user, family, "h1", Duration::days(7)), now)
+        .await
+        .unwrap();
+
+    let outcome = storage
+        .rotate_refresh_token("h1", replacement("h2"), now)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, RefreshOutcome::Rotated { ref user, .. } if user.email == "cy@example.com")
+    );
+
+    // Replaying the spent token is theft: refused, and its successor dies with it.
+    let replay = storage
+        .rotate_refresh_token("h1", replacement("h3"), now)
+        .await
+        .unwrap();
+    assert_eq!(replay, RefreshOutcome::Reused);
+    let successor = storage
+        .rotate_refresh_token("h2", replacement("h4"), now)
+        .await
+        .unwrap();
+    assert_eq!(successor, RefreshOutcome::Reused);
+    assert_eq!(
+        storage
+            .rotate_refresh_token("h3", replacement("h5"), now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Unknown,
+        "the replacement offered with a replayed token must not have been stored"
+    );
+}
+
+async fn expired_and_unknown_refresh_tokens_are_refused(storage: Arc<dyn Storage>) {
+    let now = Utc::now();
+    let (user, _) = storage
+        .register_user(new_user("di@example.com"), now)
+        .await
+        .unwrap();
+    storage
+        .insert_refresh_token(
+            refresh_token(&user, Uuid::now_v7(), "old", -Duration::seconds(1)),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        storage
+            .rotate_refresh_token("old", replacement("n1"), now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Expired
+    );
+    assert_eq!(
+        storage
+            .rotate_refresh_token("nope", replacement("n2"), now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Unknown
+    );
+}
+
+async fn concurrent_use_of_one_refresh_token_succeeds_once(storage: Arc<dyn Storage>) {
+    let now = Utc::now();
+    let (user, _) = storage
+        .register_user(new_user("eve@example.com"), now)
+        .await
+        .unwrap();
+    storage
+        .insert_refresh_token(
+            refresh_token(&user, Uuid::now_v7(), "race", Duration::days(7)),
+            now,
+        )
+        .await
+        .unwrap();
+    let attempts = (0..8).map(|i| {
+        let storage = storage.clone();
+        tokio::spawn(async move {
+            storage
+                .rotate_refresh_token("race", replacement(&format!("next{i}")), now)
+                .await
+        })
+    });
+    let mut rotated = 0;
+    for attempt in attempts {
+        if let RefreshOutcome::Rotated { .. } = attempt.await.unwrap().unwrap() {
+            rotated += 1;
+        }
+    }
+    assert_eq!(rotated, 1);
+}
+
+async fn logout_revokes_only_the_callers_family(storage: Arc<dyn Storage>) {
+    let now = Utc::now();
+    let (ann, _) = storage
+        .register_user(new_user("f1@example.com"), now)
+        .await
+        .unwrap();
+    let (ben, _) = storage
+        .register_user(new_user("f2@example.com"), now)
+        .await
+        .unwrap();
+    storage
+        .insert_refresh_token(
+            refresh_token(&ann, Uuid::now_v7(), "ann-1", Duration::days(7)),
+            now,
+        )
+        .await
+        .unwrap();
+    storage
+        .insert_refresh_token(
+            refresh_token(&ben, Uuid::now_v7(), "ben-1", Duration::days(7)),
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(!storage
+        .revoke_refresh_family(ann.id, "ben-1", now)
+        .await
+        .unwrap());
+    assert!(matches!(
+        storage
+            .rotate_refresh_token("ben-1", replacement("ben-2"), now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Rotated { .. }
+    ));
+    assert!(storage
+        .revoke_refresh_family(ann.id, "ann-1", now)
+        .await
+        .unwrap());
+    assert_eq!(
+        storage
+            .rotate_refresh_token("ann-1", replacement("ann-2"), now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Reused
+    );
+}
+
+async fn login_links_work_once_and_expire(storage: Arc<dyn Storage>) {
+    let now = Utc::now();
+    let (user, account) = storage.ensure_demo_account(now).await.unwrap();
+    for (hash, ttl) in [
+        ("fresh", Duration::hours(1)),
+        ("stale", -Duration::seconds(1)),
+    ] {
+        let link = NewLoginLink {
+            token_hash: hash.to_owned(),
+            user_id: user.id,
+            account_id: account.id,
+            expires_at: now + ttl,
+        };
+        storage.create_login_link(link, now).await.unwrap();
+    }
+    let (linked_user, _) = storage
+        .consume_login_link("fresh", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(linked_user.id, user.id);
+    assert!(storage
+        .consume_login_link("fresh", now)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(storage
+        .consume_login_link("stale", now)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(storage
+        .consume_login_link("never", now)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn demo_account_is_created_once(storage: Arc<dyn Storage>) {
+    let now = Utc::now();
+    let (first_user, first) = storage.ensure_demo_account(now).await.unwrap();
+    let (second_user, second) = storage.ensure_demo_account(now).await.unwrap();
+    assert_eq!((first.id, first_user.id), (second.id, second_user.id));
+    assert_eq!(first_user.password_hash, None);
+    assert_eq!(first.credits_total, 200);
+}
+
+async fn wix_instance_provisions_exactly_once_under_a_race(storage: Arc<dyn Storage>) {
+    let now = Utc::now();
+    let instance = Uuid::new_v4().to_string();
+    let attempts: Vec<_> = (0..10)
+        .map(|_| {
+            let storage = storage.clone();
+            let instance = instance.clone();
+            tokio::spawn(async move { storage.provision_wix_instance(&instance, now).await })
+        })
+        .collect();
+    let mut created = 0;
+    let mut account_ids = Vec::new();
+    for attempt in attempts {
+        let provisioned = attempt.await.unwrap().unwrap();
+        created += usize::from(provisioned.created);
+        account_ids.push(provisioned.account.id);
+        assert_eq!(provisioned.account.billing_source, BillingSource::Wix);
+        assert_eq!(provisioned.store.external_id, instance);
+    }
+    account_ids.dedup();
+    assert_eq!(created, 1);
+    assert_eq!(
+        account_ids.len(),
+        1,
+        "every caller resolves to the same account"
+    );
+    let stores = storage.list_stores(account_ids[0]).await.unwrap();
+    assert_eq!(stores.len(), 1);
+    let again = storage
+        .provision_wix_instance(&instance, now)
+        .await
+        .unwrap();
+    assert!(!again.created);
+}
+
+async fn tenants_cannot_reach_each_others_rows(storage: Arc<dyn Storage>) {
+    let now = Utc::now();
+    let a = storage
+        .provision_wix_instance("tenant-a", now)
+        .await
+        .unwrap();
+    let b = storage
+        .provision_wix_instance("tenant-b", now)
+        .await
+        .unwrap();
+    let (user_c, account_c) = storage
+        .register_user(new_user("c@example.com"), now)
+        .await
+        .unwrap();
+
+    assert!(matches!(
+        storage.get_store(a.account.id, b.store.id).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert_eq!(
+        storage.get_store(b.account.id, b.store.id).await.unwrap(),
+        b.store
+    );
+    assert!(storage
+        .list_stores(a.account.id)
+        .await
+        .unwrap()
+        .iter()
+        .all(|s| s.account_id == a.account.id));
+    assert!(matches!(
+        storage.get_user(a.account.id, user_c.id).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert_eq!(
+        storage.get_user(account_c.id, user_c.id).await.unwrap(),
+        user_c
+    );
+    assert!(storage
+        .list_ledger(a.account.id, 100)
+        .await
+        .unwrap()
+        .iter()
+        .all(|e| e.account_id == a.account.id));
+
+    storage
+        .rename_account(a.account.id, "Renamed A", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.get_account(b.account.id).await.unwrap().name,
+        b.account.name
+    );
+}
