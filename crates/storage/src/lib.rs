@@ -189,6 +189,10 @@ pub trait Storage: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Option<(User, Account)>>;
 
+    /// Deletes refresh tokens and login links that expired before `expired_before`;
+    /// returns how many rows went.
+    async fn purge_expired_sessions(&self, expired_before: DateTime<Utc>) -> Result<u64>;
+
     async fn list_stores(&self, account_id: Uuid) -> Result<Vec<Store>>;
     async fn get_store(&self, account_id: Uuid, store_id: Uuid) -> Result<Store>;
 

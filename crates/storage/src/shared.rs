@@ -572,6 +572,26 @@ macro_rules! impl_storage {
                 self.user_with_account(&user_id).await.map(Some)
             }
 
+            async fn purge_expired_sessions(
+                &self,
+                expired_before: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<u64> {
+                let cutoff = $crate::rows::millis(expired_before);
+                let mut tx = self.begin_write().await?;
+                let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let links = sqlx::query("DELETE FROM login_links WHERE expires_at < $1")
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(tokens + links)
+            }
+
             async fn list_stores(&self, account_id: uuid::Uuid) -> $crate::Result<Vec<domain::Store>> {
                 let sql = format!(
                     "SELECT {} FROM stores WHERE account_id = $1 ORDER BY created_at, id",

@@ -58,6 +58,7 @@ conformance!(
     demo_account_is_created_once,
     wix_instance_provisions_exactly_once_under_a_race,
     tenants_cannot_reach_each_others_rows,
+    expired_sessions_are_purged,
 );
 
 fn new_user(email: &str) -> NewUser {
@@ -454,4 +455,51 @@ async fn tenants_cannot_reach_each_others_rows(storage: Arc<dyn Storage>) {
         storage.get_account(b.account.id).await.unwrap().name,
         b.account.name
     );
+}
+
+async fn expired_sessions_are_purged(storage: Arc<dyn Storage>) {
+    let now = Utc::now();
+    let (user, account) = storage
+        .register_user(new_user("g@example.com"), now)
+        .await
+        .unwrap();
+    let family = Uuid::now_v7();
+    storage
+        .insert_refresh_token(
+            refresh_token(&user, family, "dead", -Duration::days(2)),
+            now,
+        )
+        .await
+        .unwrap();
+    storage
+        .insert_refresh_token(refresh_token(&user, family, "live", Duration::days(2)), now)
+        .await
+        .unwrap();
+    let link = NewLoginLink {
+        token_hash: "old-link".into(),
+        user_id: user.id,
+        account_id: account.id,
+        expires_at: now - Duration::days(2),
+    };
+    storage.create_login_link(link, now).await.unwrap();
+
+    let purged = storage
+        .purge_expired_sessions(now - Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(purged, 2);
+    assert_eq!(
+        storage
+            .rotate_refresh_token("dead", replacement("x"), now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Unknown
+    );
+    assert!(matches!(
+        storage
+            .rotate_refresh_token("live", replacement("y"), now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Rotated { .. }
+    ));
 }

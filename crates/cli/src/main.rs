@@ -1,0 +1,212 @@
+//! `optimizer`: one binary for every role. `serve` runs the API, the dashboard and (unless
+//! `--no-worker`) the background work; `worker` runs only the background work, so several
+//! worker processes can share one PostgreSQL; `migrate` applies database migrations.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use server::config::{LogFormat, Settings};
+use server::AppState;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "optimizer",
+    version,
+    about = "Ultimate Optimizer: better product catalogs with AI"
+)]
+struct Cli {
+    /// TOML configuration file (also OPTIMIZER_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and dashboard (and background work unless --no-worker).
+    Serve {
+        /// Port to listen on (0 picks a free port); overrides OPTIMIZER_PORT.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Address to listen on; overrides OPTIMIZER_HOST.
+        #[arg(long)]
+        host: Option<String>,
+        /// Do not run background work in this process (run `optimizer worker` instead).
+        #[arg(long)]
+        no_worker: bool,
+        /// Create the demo account and print a single-use login link for it.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Run background work only.
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("optimizer: configuration error: {err}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(settings.log_format);
+    match run(cli.command, settings).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(
+                error.cause = format!("{err:#}"),
+                "optimizer stopped with an error"
+            );
+            eprintln!("optimizer: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve {
+            port,
+            host,
+            no_worker,
+            demo,
+        } => {
+            if let Some(port) = port {
+                settings.port = port;
+            }
+            if let Some(host) = host {
+                settings.host = host;
+            }
+            serve(settings, !no_worker, demo).await
+        }
+        Command::Worker => {
+            settings.check_production_requirements()?;
+            let storage = storage::connect(
+                &settings.resolved_database_url(),
+                settings.database_max_connections,
+            )
+            .await
+            .context("connecting to the database")?;
+            let shutdown = shutdown_on_signal();
+            tracing::info!("worker started");
+            worker::run_maintenance(storage, worker::MAINTENANCE_INTERVAL, shutdown).await;
+            Ok(())
+        }
+        Command::Migrate => {
+            let url = settings.resolved_database_url();
+            storage::connect(&url, 1)
+                .await
+                .context("migrating the database")?;
+            println!("migrations applied to {}", storage::redact_url(&url));
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings, with_worker: bool, demo: bool) -> anyhow::Result<()> {
+    let address = format!("{}:{}", settings.host, settings.port);
+    let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_secs);
+    let configured_public_url = settings.public_url.clone();
+    let state = AppState::build(settings, demo)
+        .await
+        .context("starting the service")?;
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
+    let local = listener.local_addr()?;
+    let public_url = configured_public_url.unwrap_or_else(|| format!("http://{local}"));
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Ultimate Optimizer listening on http://{local}")?;
+    if demo {
+        let token = server::auth::sessions::create_demo_login_link(&state)
+            .await
+            .map_err(|err| anyhow::anyhow!("creating the demo login link: {err}"))?;
+        writeln!(
+            out,
+            "Demo login (single use): {public_url}/demo-login#token={token}"
+        )?;
+    }
+    out.flush()?;
+    drop(out);
+
+    let shutdown = shutdown_on_signal();
+    let worker = with_worker.then(|| {
+        tokio::spawn(worker::run_maintenance(
+            state.storage.clone(),
+            worker::MAINTENANCE_INTERVAL,
+            shutdown.clone(),
+        ))
+    });
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(server::serve(listener, state, async move {
+        server_shutdown.cancelled().await;
+    }));
+
+    shutdown.cancelled().await;
+    tracing::info!(timeout_s = shutdown_timeout.as_secs(), "shutting down");
+    let drained = tokio::time::timeout(shutdown_timeout, async {
+        if let Some(worker) = worker {
+            worker.await.ok();
+        }
+        server.await
+    })
+    .await;
+    match drained {
+        Ok(Ok(result)) => result.context("serving HTTP")?,
+        Ok(Err(join_error)) => return Err(join_error.into()),
+        Err(_) => tracing::warn!("in-flight work did not finish before the shutdown timeout"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A token cancelled on SIGINT or SIGTERM.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing the SIGTERM handler");
+            tokio::select! {
+                _ = interrupt => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        interrupt.await.ok();
+        tracing::info!("shutdown signal received");
+        trigger.cancel();
+    });
+    token
+}

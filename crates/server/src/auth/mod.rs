@@ -1,0 +1,155 @@
+//! Who is calling. Two kinds of credentials resolve to an account:
+//! - a Wix dashboard instance (`X-Wix-Instance: <instance>` or
+//!   `Authorization: WixInstance <instance>`), verified with the app secret; an instance
+//!   never seen before provisions its account and store;
+//! - a standalone session's access token (`Authorization: Bearer <jwt>`).
+//!
+//! [`Authenticated`] is the extractor handlers take; its presence in a signature means the
+//! route needs a signed-in account. It also applies the per-account rate limit.
+
+pub mod password;
+pub mod sessions;
+pub mod tokens;
+pub mod wix_instance;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use chrono::Utc;
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::AppState;
+use tokens::AccessTokenError;
+use wix_instance::InstanceError;
+
+/// Header the Wix dashboard iframe's requests carry the instance in.
+pub const WIX_INSTANCE_HEADER: &str = "x-wix-instance";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AuthMethod {
+    /// A standalone session (email and password, or the demo login link).
+    Password,
+    /// A signed Wix dashboard instance.
+    WixInstance,
+}
+
+/// A verified caller: the account every query of this request is scoped to.
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated {
+    pub account_id: Uuid,
+    /// Set for standalone sessions; Wix merchants have no user row.
+    pub user_id: Option<Uuid>,
+    pub method: AuthMethod,
+}
+
+enum Credential<'a> {
+    Bearer(&'a str),
+    WixInstance(&'a str),
+}
+
+fn credential(parts: &Parts) -> Result<Credential<'_>, ApiError> {
+    if let Some(value) = parts.headers.get(WIX_INSTANCE_HEADER) {
+        let token = value.to_str().map_err(|_| {
+            ApiError::unauthorized("invalid_instance", "the Wix instance is malformed")
+        })?;
+        return Ok(Credential::WixInstance(token));
+    }
+    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+        return Err(ApiError::unauthorized(
+            "missing_credentials",
+            "sign in first: send Authorization: Bearer <token> or a Wix instance",
+        ));
+    };
+    let value = value.to_str().unwrap_or_default().trim();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(ApiError::unauthorized(
+            "invalid_authorization",
+            "the Authorization header must be `Bearer <token>` or `WixInstance <instance>`",
+        ));
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(Credential::Bearer(token))
+    } else if scheme.eq_ignore_ascii_case("wixinstance") {
+        Ok(Credential::WixInstance(token))
+    } else {
+        Err(ApiError::unauthorized(
+            "invalid_authorization",
+            "the Authorization header must be `Bearer <token>` or `WixInstance <instance>`",
+        ))
+    }
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = match credential(parts) {
+            Ok(Credential::Bearer(token)) => {
+                let identity = state.access_tokens.verify(token).map_err(|err| {
+                    tracing::debug!(auth.rejected = %err, "access token refused");
+                    match err {
+                        AccessTokenError::Expired => ApiError::unauthorized(
+                            "token_expired",
+                            "the access token has expired; refresh the session",
+                        ),
+                        AccessTokenError::Invalid => {
+                            ApiError::unauthorized("invalid_token", "the access token is not valid")
+                        }
+                    }
+                })?;
+                Authenticated {
+                    account_id: identity.account_id,
+                    user_id: Some(identity.user_id),
+                    method: AuthMethod::Password,
+                }
+            }
+            Ok(Credential::WixInstance(token)) => wix_caller(state, token).await?,
+            Err(err) => return Err(err),
+        };
+        if let Err(wait) = state.api_limiter.check(&caller.account_id.to_string()) {
+            tracing::info!(account.id = %caller.account_id, "account rate limited");
+            return Err(ApiError::RateLimited {
+                retry_after_secs: wait.as_secs() + 1,
+            });
+        }
+        Ok(caller)
+    }
+}
+
+async fn wix_caller(state: &AppState, token: &str) -> Result<Authenticated, ApiError> {
+    let Some(secret) = state.settings.wix_app_secret() else {
+        return Err(ApiError::unauthorized(
+            "wix_not_configured",
+            "this server is not configured for Wix (WIX_APP_ID and WIX_APP_SECRET)",
+        ));
+    };
+    let app_id = state.settings.wix.as_ref().map(|wix| wix.app_id.as_str());
+    let instance =
+        wix_instance::verify(token, secret.expose(), app_id, Utc::now()).map_err(|err| {
+            tracing::info!(auth.rejected = %err, "Wix instance refused");
+            match err {
+                InstanceError::Expired => {
+                    ApiError::unauthorized("instance_expired", err.to_string())
+                }
+                _ => ApiError::unauthorized("invalid_instance", err.to_string()),
+            }
+        })?;
+    let provisioned = state
+        .storage
+        .provision_wix_instance(&instance.instance_id, Utc::now())
+        .await?;
+    if provisioned.created {
+        tracing::info!(account.id = %provisioned.account.id, "provisioned account for a new Wix instance");
+    }
+    Ok(Authenticated {
+        account_id: provisioned.account.id,
+        user_id: None,
+        method: AuthMethod::WixInstance,
+    })
+}

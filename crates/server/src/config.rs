@@ -1,0 +1,493 @@
+//! Settings. Precedence, lowest first: built-in defaults, the optional TOML file
+//! (`--config` or `OPTIMIZER_CONFIG`), environment variables, command-line flags. Every
+//! setting is listed once in [`SETTINGS`], which the README's configuration table mirrors
+//! (a test keeps the two in step).
+
+use std::path::{Path, PathBuf};
+
+use domain::{default_plans, Plan};
+use secrets::Secret;
+use serde::Deserialize;
+
+/// Documentation of one setting: its environment variable, TOML key, default and meaning.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingDoc {
+    pub env: &'static str,
+    pub key: &'static str,
+    pub default: &'static str,
+    pub description: &'static str,
+}
+
+/// Every setting the service reads.
+pub const SETTINGS: &[SettingDoc] = &[
+    SettingDoc { env: "OPTIMIZER_CONFIG", key: "-", default: "(none)", description: "Path of an optional TOML file with any of the keys below." },
+    SettingDoc { env: "OPTIMIZER_ENV", key: "environment", default: "development", description: "`development` or `production`. Production refuses to start without its secrets instead of using development defaults." },
+    SettingDoc { env: "OPTIMIZER_HOST", key: "host", default: "127.0.0.1", description: "Address to listen on (`0.0.0.0` to accept outside connections)." },
+    SettingDoc { env: "OPTIMIZER_PORT", key: "port", default: "3000", description: "Port to listen on (`0` picks a free one); `--port` overrides." },
+    SettingDoc { env: "OPTIMIZER_PUBLIC_URL", key: "public_url", default: "http://<host>:<port>", description: "The address merchants reach the service at; used in links the service prints or sends." },
+    SettingDoc { env: "OPTIMIZER_DATA_DIR", key: "data_dir", default: "./data", description: "Folder for the SQLite database and the development encryption key." },
+    SettingDoc { env: "DATABASE_URL", key: "database_url", default: "sqlite://<data_dir>/optimizer.db", description: "`sqlite://…` (embedded) or `postgres://…` (production, several processes)." },
+    SettingDoc { env: "OPTIMIZER_DATABASE_MAX_CONNECTIONS", key: "database_max_connections", default: "10", description: "Connection pool size per process." },
+    SettingDoc { env: "OPTIMIZER_WEB_DIR", key: "web_dir", default: "web/dist", description: "Folder of the built dashboard that the server serves." },
+    SettingDoc { env: "OPTIMIZER_ENCRYPTION_KEY", key: "encryption_key", default: "(development: generated into <data_dir>/encryption.key)", description: "32-byte key, base64 or hex, for AES-256-GCM encryption of stored credentials; also keys access tokens. Required in production." },
+    SettingDoc { env: "OPTIMIZER_PREVIOUS_ENCRYPTION_KEYS", key: "previous_encryption_keys", default: "(none)", description: "Comma-separated older keys that still decrypt existing data after a key rotation." },
+    SettingDoc { env: "WIX_APP_ID", key: "wix_app_id", default: "(none: Wix disabled)", description: "The Wix app id; setting it enables the Wix integration." },
+    SettingDoc { env: "WIX_APP_SECRET", key: "wix_app_secret", default: "(none)", description: "The Wix app secret; verifies dashboard instances. Required in production when Wix is enabled." },
+    SettingDoc { env: "WIX_PUBLIC_KEY", key: "wix_public_key", default: "(none)", description: "The Wix app public key (PEM or base64 PEM); verifies Wix webhooks. Required in production when Wix is enabled." },
+    SettingDoc { env: "OPTIMIZER_CORS_ORIGINS", key: "cors_origins", default: "(none)", description: "Comma-separated extra origins allowed by CORS, besides the Wix dashboard origins." },
+    SettingDoc { env: "OPTIMIZER_MAX_BODY_BYTES", key: "max_body_bytes", default: "1048576", description: "Largest request body accepted (413 above)." },
+    SettingDoc { env: "OPTIMIZER_RATE_LIMIT_PER_MINUTE", key: "rate_limit_per_minute", default: "600", description: "API requests per account per minute (429 with Retry-After above)." },
+    SettingDoc { env: "OPTIMIZER_LOGIN_ATTEMPTS_PER_EMAIL", key: "login_attempts_per_email", default: "10", description: "Login attempts per email address per 15 minutes." },
+    SettingDoc { env: "OPTIMIZER_LOGIN_ATTEMPTS_PER_IP", key: "login_attempts_per_ip", default: "30", description: "Login attempts per client IP per 15 minutes." },
+    SettingDoc { env: "OPTIMIZER_TRUST_PROXY", key: "trust_proxy", default: "false", description: "Take the client IP from `X-Forwarded-For` (only behind a proxy you run)." },
+    SettingDoc { env: "OPTIMIZER_LOG_FORMAT", key: "log_format", default: "json", description: "`json` or `pretty`. Level filter from `RUST_LOG` (default `info`)." },
+    SettingDoc { env: "OPTIMIZER_SHUTDOWN_TIMEOUT_SECS", key: "shutdown_timeout_secs", default: "30", description: "How long a stopping process waits for in-flight work." },
+    SettingDoc { env: "-", key: "[[plans]]", default: "free 0/200, starter 900/1000, pro 1900/5000, scale 4900/25000", description: "TOML only: plan `id`, `name`, `price_monthly_cents`, `monthly_credits`, replacing the built-in plan of the same id." },
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("{name} has an invalid value {value:?}: {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("production mode needs {0}; refusing to start with development defaults")]
+    MissingInProduction(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Wix app credentials; present when the Wix integration is enabled.
+#[derive(Debug, Clone)]
+pub struct WixSettings {
+    pub app_id: String,
+    pub app_secret: Option<Secret<String>>,
+    pub public_key: Option<Secret<String>>,
+}
+
+/// The resolved configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub host: String,
+    pub port: u16,
+    pub public_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub database_max_connections: u32,
+    pub web_dir: PathBuf,
+    pub encryption_key: Option<Secret<String>>,
+    pub previous_encryption_keys: Vec<Secret<String>>,
+    pub wix: Option<WixSettings>,
+    pub cors_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    pub rate_limit_per_minute: u32,
+    pub login_attempts_per_email: u32,
+    pub login_attempts_per_ip: u32,
+    pub trust_proxy: bool,
+    pub log_format: LogFormat,
+    pub shutdown_timeout_secs: u64,
+    pub plans: Vec<Plan>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            environment: Environment::Development,
+            host: "127.0.0.1".into(),
+            port: 3000,
+            public_url: None,
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_max_connections: 10,
+            web_dir: PathBuf::from("web/dist"),
+            encryption_key: None,
+            previous_encryption_keys: Vec::new(),
+            wix: None,
+            cors_origins: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            rate_limit_per_minute: 600,
+            login_attempts_per_email: 10,
+            login_attempts_per_ip: 30,
+            trust_proxy: false,
+            log_format: LogFormat::Json,
+            shutdown_timeout_secs: 30,
+            plans: default_plans(),
+        }
+    }
+}
+
+/// The TOML file's shape: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    environment: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    database_max_connections: Option<u32>,
+    web_dir: Option<PathBuf>,
+    encryption_key: Option<String>,
+    previous_encryption_keys: Option<Vec<String>>,
+    wix_app_id: Option<String>,
+    wix_app_secret: Option<String>,
+    wix_public_key: Option<String>,
+    cors_origins: Option<Vec<String>>,
+    max_body_bytes: Option<usize>,
+    rate_limit_per_minute: Option<u32>,
+    login_attempts_per_email: Option<u32>,
+    login_attempts_per_ip: Option<u32>,
+    trust_proxy: Option<bool>,
+    log_format: Option<String>,
+    shutdown_timeout_secs: Option<u64>,
+    plans: Option<Vec<Plan>>,
+}
+
+impl Settings {
+    /// Loads settings from the optional file and the process environment.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(config_file, |name| std::env::var(name).ok())
+    }
+
+    /// Loads settings with `env` standing in for the environment (tests pass a map).
+    pub fn load_from(
+        config_file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let env = |name: &'static str| {
+            debug_assert!(
+                SETTINGS.iter().any(|doc| doc.env == name),
+                "{name} is undocumented"
+            );
+            env(name).filter(|value| !value.trim().is_empty())
+        };
+        let file_path = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| env("OPTIMIZER_CONFIG").map(PathBuf::from));
+        let file = match &file_path {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                        path: path.clone(),
+                        source,
+                    })?;
+                toml::from_str::<FileSettings>(&text).map_err(|err| ConfigError::ParseFile {
+                    path: path.clone(),
+                    message: err.message().to_owned(),
+                })?
+            }
+            None => FileSettings::default(),
+        };
+        let defaults = Settings::default();
+
+        let environment = match env("OPTIMIZER_ENV").or(file.environment).as_deref() {
+            None | Some("development") | Some("dev") => Environment::Development,
+            Some("production") | Some("prod") => Environment::Production,
+            Some(other) => {
+                return Err(invalid("OPTIMIZER_ENV", other, "development or production"))
+            }
+        };
+        let log_format = match env("OPTIMIZER_LOG_FORMAT").or(file.log_format).as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => return Err(invalid("OPTIMIZER_LOG_FORMAT", other, "json or pretty")),
+        };
+        let wix_app_secret = env("WIX_APP_SECRET")
+            .or(file.wix_app_secret)
+            .map(Secret::new);
+        let wix_public_key = env("WIX_PUBLIC_KEY")
+            .or(file.wix_public_key)
+            .map(Secret::new);
+        let wix = env("WIX_APP_ID")
+            .or(file.wix_app_id)
+            .map(|app_id| WixSettings {
+                app_id,
+                app_secret: wix_app_secret,
+                public_key: wix_public_key,
+            });
+        let mut plans = defaults.plans.clone();
+        for plan in file.plans.unwrap_or_default() {
+            match plans.iter_mut().find(|existing| existing.id == plan.id) {
+                Some(existing) => *existing = plan,
+                None => plans.push(plan),
+            }
+        }
+
+        let settings = Settings {
+            environment,
+            host: env("OPTIMIZER_HOST").or(file.host).unwrap_or(defaults.host),
+            port: parse_or(
+                "OPTIMIZER_PORT",
+                env("OPTIMIZER_PORT"),
+                file.port,
+                defaults.port,
+            )?,
+            public_url: env("OPTIMIZER_PUBLIC_URL")
+                .or(file.public_url)
+                .map(|url| url.trim_end_matches('/').to_owned()),
+            data_dir: env("OPTIMIZER_DATA_DIR")
+                .map(PathBuf::from)
+                .or(file.data_dir)
+                .unwrap_or(defaults.data_dir),
+            database_url: env("DATABASE_URL").or(file.database_url),
+            database_max_connections: parse_or(
+                "OPTIMIZER_DATABASE_MAX_CONNECTIONS",
+                env("OPTIMIZER_DATABASE_MAX_CONNECTIONS"),
+                file.database_max_connections,
+                defaults.database_max_connections,
+            )?,
+            web_dir: env("OPTIMIZER_WEB_DIR")
+                .map(PathBuf::from)
+                .or(file.web_dir)
+                .unwrap_or(defaults.web_dir),
+            encryption_key: env("OPTIMIZER_ENCRYPTION_KEY")
+                .or(file.encryption_key)
+                .map(Secret::new),
+            previous_encryption_keys: env("OPTIMIZER_PREVIOUS_ENCRYPTION_KEYS")
+                .map(|list| split_list(&list))
+                .or(file.previous_encryption_keys)
+                .unwrap_or_default()
+                .into_iter()
+                .map(Secret::new)
+                .collect(),
+            wix,
+            cors_origins: env("OPTIMIZER_CORS_ORIGINS")
+                .map(|list| split_list(&list))
+                .or(file.cors_origins)
+                .unwrap_or_default(),
+            max_body_bytes: parse_or(
+                "OPTIMIZER_MAX_BODY_BYTES",
+                env("OPTIMIZER_MAX_BODY_BYTES"),
+                file.max_body_bytes,
+                defaults.max_body_bytes,
+            )?,
+            rate_limit_per_minute: parse_or(
+                "OPTIMIZER_RATE_LIMIT_PER_MINUTE",
+                env("OPTIMIZER_RATE_LIMIT_PER_MINUTE"),
+                file.rate_limit_per_minute,
+                defaults.rate_limit_per_minute,
+            )?,
+            login_attempts_per_email: parse_or(
+                "OPTIMIZER_LOGIN_ATTEMPTS_PER_EMAIL",
+                env("OPTIMIZER_LOGIN_ATTEMPTS_PER_EMAIL"),
+                file.login_attempts_per_email,
+                defaults.login_attempts_per_email,
+            )?,
+            login_attempts_per_ip: parse_or(
+                "OPTIMIZER_LOGIN_ATTEMPTS_PER_IP",
+                env("OPTIMIZER_LOGIN_ATTEMPTS_PER_IP"),
+                file.login_attempts_per_ip,
+                defaults.login_attempts_per_ip,
+            )?,
+            trust_proxy: parse_or(
+                "OPTIMIZER_TRUST_PROXY",
+                env("OPTIMIZER_TRUST_PROXY"),
+                file.trust_proxy,
+                defaults.trust_proxy,
+            )?,
+            log_format,
+            shutdown_timeout_secs: parse_or(
+                "OPTIMIZER_SHUTDOWN_TIMEOUT_SECS",
+                env("OPTIMIZER_SHUTDOWN_TIMEOUT_SECS"),
+                file.shutdown_timeout_secs,
+                defaults.shutdown_timeout_secs,
+            )?,
+            plans,
+        };
+        Ok(settings)
+    }
+
+    /// In production every secret must be configured explicitly.
+    pub fn check_production_requirements(&self) -> Result<(), ConfigError> {
+        if self.environment != Environment::Production {
+            return Ok(());
+        }
+        if self.encryption_key.is_none() {
+            return Err(ConfigError::MissingInProduction("OPTIMIZER_ENCRYPTION_KEY"));
+        }
+        if let Some(wix) = &self.wix {
+            if wix.app_secret.is_none() {
+                return Err(ConfigError::MissingInProduction(
+                    "WIX_APP_SECRET (Wix is enabled)",
+                ));
+            }
+            if wix.public_key.is_none() {
+                return Err(ConfigError::MissingInProduction(
+                    "WIX_PUBLIC_KEY (Wix is enabled)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The database to use: the configured URL or the SQLite file in the data folder.
+    pub fn resolved_database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("optimizer.db").display()))
+    }
+
+    /// The secret that verifies Wix dashboard instances, if any is configured.
+    pub fn wix_app_secret(&self) -> Option<&Secret<String>> {
+        self.wix.as_ref().and_then(|wix| wix.app_secret.as_ref())
+    }
+}
+
+fn invalid(name: &'static str, value: &str, expected: &'static str) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        value: value.to_owned(),
+        expected,
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    name: &'static str,
+    from_env: Option<String>,
+    from_file: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match from_env {
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| invalid(name, &text, "a value of the documented type")),
+        None => Ok(from_file.unwrap_or(default)),
+    }
+}
+
+fn split_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)], file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(file, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let settings = load(&[], None).unwrap();
+        assert_eq!(settings.port, 3000);
+        assert_eq!(settings.environment, Environment::Development);
+        assert_eq!(
+            settings.resolved_database_url(),
+            "sqlite://./data/optimizer.db"
+        );
+        assert_eq!(settings.plans.len(), 4);
+        assert!(settings.wix.is_none());
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optimizer.toml");
+        std::fs::write(
+            &path,
+            "port = 4000\nhost = \"0.0.0.0\"\n[[plans]]\nid = \"starter\"\nname = \"Starter\"\nprice_monthly_cents = 1000\nmonthly_credits = 1200\n",
+        )
+        .unwrap();
+        let settings = load(&[("OPTIMIZER_PORT", "5000")], Some(&path)).unwrap();
+        assert_eq!(settings.port, 5000);
+        assert_eq!(settings.host, "0.0.0.0");
+        let starter = settings.plans.iter().find(|p| p.id == "starter").unwrap();
+        assert_eq!(starter.monthly_credits, 1200);
+    }
+
+    #[test]
+    fn bad_values_and_unknown_file_keys_are_reported() {
+        assert!(matches!(
+            load(&[("OPTIMIZER_PORT", "eighty")], None),
+            Err(ConfigError::Invalid {
+                name: "OPTIMIZER_PORT",
+                ..
+            })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "prot = 1\n").unwrap();
+        assert!(matches!(
+            load(&[], Some(&path)),
+            Err(ConfigError::ParseFile { .. })
+        ));
+    }
+
+    #[test]
+    fn production_refuses_missing_secrets() {
+        let prod = load(&[("OPTIMIZER_ENV", "production")], None).unwrap();
+        assert!(matches!(
+            prod.check_production_requirements(),
+            Err(ConfigError::MissingInProduction("OPTIMIZER_ENCRYPTION_KEY"))
+        ));
+        let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let wix_without_secret = load(
+            &[
+                ("OPTIMIZER_ENV", "production"),
+                ("OPTIMIZER_ENCRYPTION_KEY", key),
+                ("WIX_APP_ID", "app"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert!(wix_without_secret.check_production_requirements().is_err());
+        let complete = load(
+            &[
+                ("OPTIMIZER_ENV", "production"),
+                ("OPTIMIZER_ENCRYPTION_KEY", key),
+                ("WIX_APP_ID", "app"),
+                ("WIX_APP_SECRET", "s"),
+                ("WIX_PUBLIC_KEY", "k"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert!(complete.check_production_requirements().is_ok());
+        assert!(
+            !format!("{complete:?}").contains("\"s\""),
+            "secrets must not print"
+        );
+    }
+
+    #[test]
+    fn readme_documents_every_setting() {
+        let readme = include_str!("../../../README.md");
+        for doc in SETTINGS {
+            let name = if doc.env == "-" { doc.key } else { doc.env };
+            assert!(readme.contains(name), "README.md does not document {name}");
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The API's one error type and its one mapping to HTTP. Every error answer has the shape
+//! `{"error": {"code": "…", "message": "…", "details": …}}`; `code` is stable and
+//! machine-readable, `message` is for people. Server-side failures are logged with their
+//! cause and answered with a generic 500 that leaks nothing.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRef, FromRequest, Request};
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use domain::FieldErrors;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+use storage::StorageError;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("some fields are invalid")]
+    Validation(FieldErrors),
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("request body is larger than the {limit}-byte limit")]
+    PayloadTooLarge { limit: usize },
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("no route for this path")]
+    RouteNotFound,
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The documented error envelope (for the OpenAPI document).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `validation_failed`, `invalid_token`.
+    pub code: String,
+    pub message: String,
+    /// Extra structured information, e.g. `{"fields": {"email": "…"}}`; `null` if none.
+    #[schema(value_type = Object, nullable)]
+    pub details: Value,
+}
+
+impl ApiError {
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Unauthorized {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let mut fields = FieldErrors::new();
+        fields.insert(field.to_owned(), message.into());
+        ApiError::Validation(fields)
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        ApiError::Internal(err.to_string())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Unauthorized { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::NotFound(_) => "not_found",
+            ApiError::RouteNotFound => "route_not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            ApiError::Validation(fields) => json!({ "fields": fields }),
+            ApiError::PayloadTooLarge { limit } => json!({ "limitBytes": limit }),
+            ApiError::RateLimited { retry_after_secs } => {
+                json!({ "retryAfterSeconds": retry_after_secs })
+            }
+            _ => Value::Null,
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::NotFound { entity } => ApiError::NotFound(entity),
+            StorageError::EmailTaken => ApiError::Conflict {
+                code: "email_taken",
+                message: "an account with this email already exists".into(),
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error.cause = %cause, "request failed");
+                "something went wrong on our side; it has been logged".to_owned()
+            }
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error.cause = %cause, "service unavailable");
+                self.to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = json!({
+            "error": { "code": self.code(), "message": message, "details": self.details() }
+        });
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer, WixInstance"),
+            );
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON request body whose every failure is an [`ApiError`]: wrong content type (415),
+/// too large (413), not JSON (400 `invalid_json`), or the wrong shape (400
+/// `validation_failed` naming the field, e.g. `{"fields": {"email": "invalid type…"}}`).
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+    crate::AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection {
+                BytesRejection::FailedToBufferBody(inner)
+                    if inner.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+                {
+                    ApiError::PayloadTooLarge {
+                        limit: crate::AppState::from_ref(state).settings.max_body_bytes,
+                    }
+                }
+                other => ApiError::InvalidJson(other.body_text()),
+            })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." { "body".to_owned() } else { path };
+                let message = strip_position(&inner.to_string());
+                ApiError::field(&field, message)
+            }
+            _ => ApiError::InvalidJson(inner.to_string()),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|err| ApiError::InvalidJson(err.to_string()))?;
+    Ok(value)
+}
+
+/// serde's messages end in " at line 1 column 7"; the field name says more to a client.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Login {
+        email: String,
+        password: String,
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        match parse_json::<Login>(br#"{"email": 5, "password": "x"}"#) {
+            Err(ApiError::Validation(fields)) => {
+                assert!(fields["email"].contains("invalid type"), "{fields:?}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse_json::<Login>(br#"{"email": "a@b.co"}"#) {
+            Err(ApiError::Validation(fields)) => {
+                assert!(
+                    fields["body"].contains("missing field `password`"),
+                    "{fields:?}"
+                )
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_invalid_json() {
+        assert!(matches!(
+            parse_json::<Login>(b"{\"email\": "),
+            Err(ApiError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            parse_json::<Login>(b"not json"),
+            Err(ApiError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            parse_json::<Login>(br#"{"email":"a","password":"b"} trailing"#),
+            Err(ApiError::InvalidJson(_))
+        ));
+    }
+}

@@ -1,0 +1,278 @@
+//! The HTTP API of Ultimate Optimizer. [`AppState::build`] wires configuration, storage and
+//! secrets together; [`router`] is the complete axum application (API, OpenAPI document,
+//! dashboard); [`serve`] runs it on a listener until a shutdown future resolves, which is
+//! how both the binary (signals) and the tests (a oneshot) drive it.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod rate_limit;
+pub mod routes;
+mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::header::{CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use secrets::{EncryptionKey, Keyring};
+use storage::Storage;
+use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::auth::tokens::AccessTokens;
+use crate::config::{ConfigError, Settings};
+use crate::error::ApiError;
+use crate::rate_limit::RateLimiter;
+
+/// Origins of the Wix dashboard, which frames our app and calls our API.
+const WIX_ORIGIN_SUFFIXES: [&str; 2] = [".wix.com", ".editorx.com"];
+
+/// Who may frame the dashboard. `X-Frame-Options` is deliberately not sent: `SAMEORIGIN`
+/// would block the Wix dashboard iframe.
+const FRAME_ANCESTORS: &str =
+    "frame-ancestors 'self' https://manage.wix.com https://*.wix.com https://*.editorx.com; \
+     object-src 'none'; base-uri 'self'";
+
+/// Login limits count attempts in this window.
+const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("storage: {0}")]
+    Storage(#[from] storage::StorageError),
+    #[error("encryption key: {0}")]
+    Secrets(#[from] secrets::SecretsError),
+}
+
+/// Shared, read-mostly state of one server process.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    pub settings: Settings,
+    pub storage: Arc<dyn Storage>,
+    pub keyring: Keyring,
+    pub access_tokens: AccessTokens,
+    pub api_limiter: RateLimiter,
+    pub login_email_limiter: RateLimiter,
+    pub login_ip_limiter: RateLimiter,
+    /// `serve --demo`: the demo account's login link may be used.
+    pub demo_mode: bool,
+    pub openapi_json: String,
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Checks the settings, loads keys, connects to and migrates the database and seeds
+    /// the configured plans.
+    pub async fn build(settings: Settings, demo_mode: bool) -> Result<Self, StartupError> {
+        settings.check_production_requirements()?;
+        let keyring = load_keyring(&settings)?;
+        let storage = storage::connect(
+            &settings.resolved_database_url(),
+            settings.database_max_connections,
+        )
+        .await?;
+        storage.sync_plans(&settings.plans).await?;
+        Ok(Self::with_parts(settings, storage, keyring, demo_mode))
+    }
+
+    pub fn with_parts(
+        settings: Settings,
+        storage: Arc<dyn Storage>,
+        keyring: Keyring,
+        demo_mode: bool,
+    ) -> Self {
+        let access_tokens = AccessTokens::new(&keyring.primary().derive("access-token-signing"));
+        let (_, openapi) = routes::api();
+        let openapi_json = serde_json::to_string_pretty(&openapi).unwrap_or_default();
+        AppState(Arc::new(AppInner {
+            api_limiter: RateLimiter::new(settings.rate_limit_per_minute, Duration::from_secs(60)),
+            login_email_limiter: RateLimiter::new(settings.login_attempts_per_email, LOGIN_WINDOW),
+            login_ip_limiter: RateLimiter::new(settings.login_attempts_per_ip, LOGIN_WINDOW),
+            settings,
+            storage,
+            keyring,
+            access_tokens,
+            demo_mode,
+            openapi_json,
+        }))
+    }
+}
+
+/// The configured key, or in development the key file in the data folder (created on first
+/// start, with a warning: such a key is only as safe as that folder).
+fn load_keyring(settings: &Settings) -> Result<Keyring, StartupError> {
+    let primary = match &settings.encryption_key {
+        Some(key) => EncryptionKey::parse(key.expose())?,
+        None => {
+            let path = settings.data_dir.join("encryption.key");
+            let (key, created) = secrets::load_or_create_key_file(&path)?;
+            if created {
+                tracing::warn!(
+                    key.path = %path.display(),
+                    key.id = key.id(),
+                    "generated a development encryption key; set OPTIMIZER_ENCRYPTION_KEY in production"
+                );
+            }
+            key
+        }
+    };
+    let previous = settings
+        .previous_encryption_keys
+        .iter()
+        .map(|key| EncryptionKey::parse(key.expose()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Keyring::new(primary, previous))
+}
+
+/// The complete application: API routes, dashboard, and the cross-cutting layers.
+pub fn router(state: AppState) -> Router {
+    let (api, _) = routes::api();
+    let cors = cors_layer(&state.settings.cors_origins);
+    api.fallback(web::static_or_app)
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(axum::middleware::map_response(json_error_bodies))
+        .layer(CompressionLayer::new())
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static(FRAME_ANCESTORS),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ))
+        .layer(cors)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default();
+                    // The path only: query strings can carry a Wix instance.
+                    tracing::info_span!(
+                        "request",
+                        http.method = %request.method(),
+                        http.path = %request.uri().path(),
+                        request.id = %request_id,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+fn cors_layer(extra_origins: &[String]) -> CorsLayer {
+    let extra: Vec<String> = extra_origins
+        .iter()
+        .map(|origin| origin.trim_end_matches('/').to_owned())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            let Ok(origin) = origin.to_str() else {
+                return false;
+            };
+            if extra.iter().any(|allowed| allowed == origin) {
+                return true;
+            }
+            origin.strip_prefix("https://").is_some_and(|host| {
+                WIX_ORIGIN_SUFFIXES
+                    .iter()
+                    .any(|suffix| host.ends_with(suffix) || host == &suffix[1..])
+            })
+        }))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            CONTENT_TYPE,
+            HeaderName::from_static("x-wix-instance"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            axum::http::header::RETRY_AFTER,
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Gives error answers produced outside our handlers (axum's 405, a layer's 413) the same
+/// JSON shape as ours.
+async fn json_error_bodies(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if status.as_u16() < 400 || is_json {
+        return response;
+    }
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::NOT_FOUND => ApiError::RouteNotFound,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+        other if other.is_client_error() => {
+            ApiError::InvalidJson(format!("request refused ({other})"))
+        }
+        other => ApiError::Internal(format!("upstream layer answered {other}")),
+    };
+    let mut replaced = error.into_response();
+    for name in ["allow", "x-request-id"] {
+        if let Some(value) = response.headers().get(name) {
+            replaced
+                .headers_mut()
+                .insert(HeaderName::from_static(name), value.clone());
+        }
+    }
+    replaced
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,87 @@
+//! Every route of the API. Routes are registered through `utoipa_axum::routes!`, which adds
+//! each handler's `#[utoipa::path]` to the OpenAPI document as it adds the route: a route
+//! cannot exist without being documented.
+
+pub mod account;
+pub mod auth;
+pub mod health;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Ultimate Optimizer API",
+        description = "Optimize e-commerce catalogs with AI. Every error answers \
+            `{\"error\": {\"code\", \"message\", \"details\"}}`.",
+    ),
+    components(schemas(crate::error::ErrorBody)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "health", description = "Probes"),
+        (name = "auth", description = "Standalone accounts and sessions"),
+        (name = "account", description = "The signed-in account"),
+        (name = "meta", description = "This document"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "wixInstance",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Wix-Instance",
+                "The signed instance Wix passes to the dashboard iframe; \
+                 `Authorization: WixInstance <instance>` is accepted too.",
+            ))),
+        );
+    }
+}
+
+/// The OpenAPI 3 document of this API.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
+    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
+pub async fn openapi_document(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "application/json")],
+        state.openapi_json.clone(),
+    )
+}
+
+/// The API routes and the OpenAPI document describing exactly them.
+pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(openapi_document))
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::demo_login))
+        .routes(routes!(auth::me))
+        .routes(routes!(account::me))
+        .routes(routes!(account::update_account))
+        .split_for_parts()
+}
