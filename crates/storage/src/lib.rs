@@ -93,8 +93,8 @@ pub struct TokenReplacement {
 pub enum RefreshOutcome {
     /// The token was valid; it is now spent and the replacement is stored.
     Rotated {
-        user: User,
-        account: Account,
+        user: Box<User>,
+        account: Box<Account>,
     },
     /// The token had already been rotated or revoked: the whole family is now revoked.
     Reused,

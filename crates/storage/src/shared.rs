@@ -506,7 +506,10 @@ macro_rules! impl_storage {
                 .await?;
                 tx.commit().await?;
                 let (user, account) = self.user_with_account(&row.user_id).await?;
-                Ok($crate::RefreshOutcome::Rotated { user, account })
+                Ok($crate::RefreshOutcome::Rotated {
+                    user: Box::new(user),
+                    account: Box::new(account),
+                })
             }
 
             async fn revoke_refresh_family(

@@ -1,0 +1,31 @@
+# Two commands matter: `make run` and `make test` (see README.md).
+
+CARGO ?= cargo
+NPM ?= npm
+
+.PHONY: run test web web-deps server test-rust test-web lint chromium
+
+## Build dashboard and server, then start the service in demo mode (prints a login link).
+run: web
+	$(CARGO) build --release -p cli
+	./target/release/optimizer serve --demo
+
+## Every test: Rust on SQLite and PostgreSQL, then the dashboard end to end in Chromium.
+test: web
+	bash scripts/test.sh
+
+web-deps: web/node_modules/.package-lock.json
+
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	$(NPM) --prefix web ci --no-audit --no-fund
+
+## Build the dashboard into web/dist and print each chunk's gzip size.
+web: web-deps
+	$(NPM) --prefix web run build
+
+chromium:
+	bash scripts/ensure-chromium.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test. PostgreSQL tests use TEST_DATABASE_URL (default: the local server on
+# 127.0.0.1:5432). Without a reachable PostgreSQL they are skipped with a loud note, except
+# under CI, where that is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+default_pg="postgres://postgres@127.0.0.1:5432/postgres"
+if [[ -z "${TEST_DATABASE_URL:-}" ]]; then
+  if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+    export TEST_DATABASE_URL="$default_pg"
+  elif [[ -n "${CI:-}" ]]; then
+    echo "PostgreSQL is not reachable on 127.0.0.1:5432 and TEST_DATABASE_URL is unset: CI must run the PostgreSQL tests." >&2
+    exit 1
+  else
+    echo "*** PostgreSQL not reachable: PostgreSQL tests will be SKIPPED (set TEST_DATABASE_URL to run them). ***" >&2
+  fi
+fi
+
+echo "== Rust tests (SQLite and PostgreSQL) =="
+cargo test --workspace --no-fail-fast
+
+echo "== Dashboard end-to-end tests (headless Chromium) =="
+cargo build -p cli
+bash scripts/ensure-chromium.sh
+npm --prefix web run test:e2e
