@@ -1,0 +1,103 @@
+// Starts the real `optimizer` binary on a free port over a fresh SQLite data folder, and a
+// real headless Chromium (Debian's package) to drive the built dashboard.
+import { spawn } from 'node:child_process';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium, selectors } from 'playwright-core';
+
+// WDS components take `dataHook`, rendered as `data-hook`.
+selectors.setTestIdAttribute('data-hook');
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const WIX_APP_ID = '2f1b6a6e-5d8c-4f3a-9a57-0c3c4d1e9b11';
+export const WIX_SECRET = 'e2e-wix-app-secret';
+const SCREENSHOTS = join(here, 'screenshots');
+const BIN = resolve(here, '..', process.env.OPTIMIZER_BIN ?? '../target/debug/optimizer');
+
+/** Starts `optimizer serve --port 0`; resolves once it prints where it listens. */
+export async function startServer({ demo = false } = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'optimizer-e2e-'));
+  const args = ['serve', '--port', '0', '--no-worker', ...(demo ? ['--demo'] : [])];
+  const child = spawn(BIN, args, {
+    env: {
+      PATH: process.env.PATH,
+      OPTIMIZER_DATA_DIR: dataDir,
+      OPTIMIZER_WEB_DIR: resolve(here, '..', 'dist'),
+      WIX_APP_ID,
+      WIX_APP_SECRET: WIX_SECRET,
+      RUST_LOG: 'warn',
+      OPTIMIZER_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const found = await new Promise((resolvePromise, reject) => {
+    const state = {};
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${JSON.stringify(state)}`)), 30_000);
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+    lines.on('line', (line) => {
+      const listening = line.match(/listening on (http:\/\/\S+)/);
+      const link = line.match(/Demo login \(single use\): (\S+)/);
+      if (listening) state.base = listening[1];
+      if (link) state.demoLink = link[1];
+      if (state.base && (!demo || state.demoLink)) {
+        clearTimeout(timer);
+        resolvePromise(state);
+      }
+    });
+  });
+  return {
+    ...found,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** Saves a full-page screenshot of what the test sees, for people to look at. */
+export async function screenshot(page, name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+/** A Wix dashboard instance signed as Wix signs it: base64url(HMAC-SHA256(payload)).payload */
+export function signInstance({ instanceId = randomUUID(), secret = WIX_SECRET, expiresInMs = 4 * 3600_000 } = {}) {
+  const now = Date.now();
+  const payload = Buffer.from(
+    JSON.stringify({
+      instanceId,
+      appDefId: WIX_APP_ID,
+      signDate: new Date(now).toISOString(),
+      uid: randomUUID(),
+      permissions: 'OWNER',
+      demoMode: false,
+      siteOwnerId: randomUUID(),
+      siteMemberId: randomUUID(),
+      expirationDate: new Date(now + expiresInMs).toISOString(),
+    }),
+  ).toString('base64url');
+  const signature = createHmac('sha256', secret).update(payload).digest('base64url');
+  return `${signature}.${payload}`;
+}

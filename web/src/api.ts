@@ -1,0 +1,190 @@
+// The one client for the Ultimate Optimizer API. Every failure becomes an ApiError with
+// the server's code, message and details.
+import {
+  clearTokens,
+  getAccessToken,
+  getRefreshToken,
+  instanceFromUrl,
+  saveTokens,
+  setWixInstance,
+  wixInstance,
+} from './session';
+
+export type FieldErrors = Record<string, string>;
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details: unknown;
+
+  constructor(status: number, code: string, message: string, details: unknown = null) {
+    // Server messages are written as phrases; shown alone they read better as sentences.
+    super(message ? message.charAt(0).toUpperCase() + message.slice(1) : message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+
+  /** Per-field messages of a 400 `validation_failed` answer. */
+  get fields(): FieldErrors {
+    const details = this.details as { fields?: FieldErrors } | null;
+    return details?.fields ?? {};
+  }
+}
+
+/** Raised when an embedded session can no longer be renewed from the URL. */
+export const SESSION_EXPIRED = 'session_expired';
+
+export interface UserView {
+  id: string;
+  email: string;
+}
+
+export interface Session {
+  accessToken: string;
+  refreshToken: string;
+  tokenType: 'Bearer';
+  expiresIn: number;
+  user: UserView;
+  account: { id: string; name: string };
+}
+
+export interface Me {
+  account: { id: string; name: string; billingSource: 'none' | 'wix' | 'stripe' };
+  authMethod: 'password' | 'wixInstance';
+  user: UserView | null;
+  plan: { id: string; name: string; priceMonthlyCents: number; monthlyCredits: number };
+  credits: { total: number; used: number; remaining: number; resetsOn: string };
+}
+
+interface RequestOptions {
+  body?: unknown;
+  authenticated?: boolean;
+}
+
+async function toApiError(response: Response): Promise<ApiError> {
+  try {
+    const body = await response.json();
+    const error = body?.error ?? {};
+    return new ApiError(
+      response.status,
+      String(error.code ?? 'unknown'),
+      String(error.message ?? response.statusText),
+      error.details ?? null,
+    );
+  } catch {
+    return new ApiError(response.status, 'unknown', `The server answered ${response.status}.`);
+  }
+}
+
+function authorization(): string | null {
+  const instance = wixInstance();
+  if (instance) return `WixInstance ${instance}`;
+  const token = getAccessToken();
+  return token ? `Bearer ${token}` : null;
+}
+
+let refreshing: Promise<boolean> | null = null;
+
+/** Renews the standalone session once, however many requests ask at the same time. */
+function refreshSession(): Promise<boolean> {
+  if (!refreshing) {
+    refreshing = (async () => {
+      const refreshToken = getRefreshToken();
+      if (!refreshToken) return false;
+      const response = await fetch('/api/v1/auth/refresh', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ refreshToken }),
+      });
+      if (!response.ok) {
+        clearTokens();
+        return false;
+      }
+      const session = (await response.json()) as Session;
+      saveTokens(session.accessToken, session.refreshToken);
+      return true;
+    })().finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+/** After a 401: can the request be retried with fresh credentials? */
+async function renewCredentials(): Promise<boolean> {
+  const stored = wixInstance();
+  if (stored) {
+    const fresh = instanceFromUrl();
+    if (fresh && fresh !== stored) {
+      setWixInstance(fresh);
+      return true;
+    }
+    return false;
+  }
+  return refreshSession();
+}
+
+async function request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+  const { body, authenticated = true } = options;
+  const send = () => {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const auth = authenticated ? authorization() : null;
+    if (auth) headers.authorization = auth;
+    return fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  };
+  let response = await send();
+  if (response.status === 401 && authenticated && (await renewCredentials())) {
+    response = await send();
+  }
+  if (response.status === 401 && authenticated && wixInstance()) {
+    const error = await toApiError(response);
+    throw new ApiError(401, SESSION_EXPIRED, error.message, { cause: error.code });
+  }
+  if (!response.ok) throw await toApiError(response);
+  if (response.status === 204) return undefined as T;
+  return (await response.json()) as T;
+}
+
+function startSession(session: Session): Session {
+  saveTokens(session.accessToken, session.refreshToken);
+  return session;
+}
+
+export const api = {
+  me: () => request<Me>('GET', '/api/me'),
+  register: async (email: string, password: string, accountName?: string) =>
+    startSession(
+      await request<Session>('POST', '/api/v1/auth/register', {
+        body: { email, password, ...(accountName ? { accountName } : {}) },
+        authenticated: false,
+      }),
+    ),
+  login: async (email: string, password: string) =>
+    startSession(
+      await request<Session>('POST', '/api/v1/auth/login', {
+        body: { email, password },
+        authenticated: false,
+      }),
+    ),
+  demoLogin: async (token: string) =>
+    startSession(
+      await request<Session>('POST', '/api/v1/auth/demo-login', {
+        body: { token },
+        authenticated: false,
+      }),
+    ),
+  logout: async () => {
+    const refreshToken = getRefreshToken();
+    try {
+      if (refreshToken) await request<void>('POST', '/api/v1/auth/logout', { body: { refreshToken } });
+    } finally {
+      clearTokens();
+    }
+  },
+};
