@@ -1,22 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot, startServer } from './harness.mjs';
+import { test } from 'node:test';
+import { screenshot, withServerAndBrowser } from './harness.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer({ demo: true });
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = withServerAndBrowser({ demo: true });
 
 test('the printed demo link signs in once, and the session survives a reload', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
-  await page.goto(server.demoLink);
+  await page.goto(env.server.demoLink);
   await page.getByTestId('credits-summary').waitFor();
   assert.equal(new URL(page.url()).pathname, '/');
   assert.match(await page.getByTestId('credits-summary').innerText(), /200 \/ 200 credits/);
@@ -31,8 +22,8 @@ test('the printed demo link signs in once, and the session survives a reload', a
   await page.getByTestId('account-email').waitFor();
   await screenshot(page, 'demo-account');
 
-  const second = await (await browser.newContext()).newPage();
-  await second.goto(server.demoLink);
+  const second = await (await env.browser.newContext()).newPage();
+  await second.goto(env.server.demoLink);
   await second.getByTestId('demo-login-error').waitFor();
   assert.match(await second.getByTestId('demo-login-error').innerText(), /already used or has expired/);
   await screenshot(second, 'demo-link-reused');

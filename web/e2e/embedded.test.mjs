@@ -1,22 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot, signInstance, startServer } from './harness.mjs';
+import { test } from 'node:test';
+import { screenshot, signInstance, withServerAndBrowser } from './harness.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = withServerAndBrowser();
 
 test('opened by the Wix dashboard with a signed instance, the app signs in by itself', async () => {
-  const page = await (await browser.newContext()).newPage();
+  const page = await (await env.browser.newContext()).newPage();
   const instance = signInstance();
-  await page.goto(`${server.base}/?instance=${instance}&locale=en&viewMode=dashboard&cacheKiller=1`);
+  await page.goto(`${env.server.base}/?instance=${instance}&locale=en&viewMode=dashboard&cacheKiller=1`);
   await page.getByTestId('credits-summary').waitFor();
   assert.match(await page.getByTestId('credits-summary').innerText(), /200 \/ 200 credits/);
   assert.match(await page.getByTestId('plan-badge').innerText(), /free plan/i);
@@ -25,16 +16,16 @@ test('opened by the Wix dashboard with a signed instance, the app signs in by it
   await page.getByRole('link', { name: 'Account' }).click();
   await page.getByTestId('account-connection').waitFor();
   assert.equal(await page.getByTestId('logout').count(), 0, 'no logout in embedded mode');
-  await page.goto(`${server.base}/login`);
+  await page.goto(`${env.server.base}/login`);
   await page.getByTestId('credits-summary').waitFor();
   assert.equal(new URL(page.url()).pathname, '/', 'no login form in embedded mode');
   await screenshot(page, 'embedded-account');
 });
 
 test('a tampered instance shows the expired-session state, not a login form', async () => {
-  const page = await (await browser.newContext()).newPage();
+  const page = await (await env.browser.newContext()).newPage();
   const forged = signInstance({ secret: 'not-the-app-secret' });
-  await page.goto(`${server.base}/?instance=${forged}&viewMode=dashboard`);
+  await page.goto(`${env.server.base}/?instance=${forged}&viewMode=dashboard`);
   await page.getByTestId('frame-error').waitFor();
   assert.match(await page.getByTestId('frame-error').innerText(), /reopen the app from your Wix dashboard/);
   assert.equal(await page.getByLabel('Password').count(), 0);

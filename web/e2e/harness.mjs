@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, selectors } from 'playwright-core';
 
@@ -100,4 +101,18 @@ export function signInstance({ instanceId = randomUUID(), secret = WIX_SECRET, e
   ).toString('base64url');
   const signature = createHmac('sha256', secret).update(payload).digest('base64url');
   return `${signature}.${payload}`;
+}
+
+/** Starts a server and a browser before the file's tests and stops both after them. */
+export function withServerAndBrowser(options = {}) {
+  const env = {};
+  before(async () => {
+    env.server = await startServer(options);
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.stop();
+  });
+  return env;
 }

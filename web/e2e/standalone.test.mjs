@@ -1,21 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot, startServer } from './harness.mjs';
+import { test } from 'node:test';
+import { screenshot, withServerAndBrowser } from './harness.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = withServerAndBrowser();
 
 test('register, log out, fail and succeed to log in', async () => {
-  const page = await (await browser.newContext()).newPage();
-  await page.goto(`${server.base}/`);
+  const page = await (await env.browser.newContext()).newPage();
+  await page.goto(`${env.server.base}/`);
   await page.waitForURL('**/login');
   await page.getByLabel('Email').waitFor();
   await screenshot(page, 'login');
@@ -56,15 +47,15 @@ test('register, log out, fail and succeed to log in', async () => {
 });
 
 test('a taken email is explained on the form', async () => {
-  const page = await (await browser.newContext()).newPage();
-  await page.goto(`${server.base}/register`);
+  const page = await (await env.browser.newContext()).newPage();
+  await page.goto(`${env.server.base}/register`);
   await page.getByLabel('Email').fill('taken@example.com');
   await page.getByLabel('Password').fill('correct horse battery');
   await page.getByTestId('register-submit').click();
   await page.getByTestId('credits-summary').waitFor();
 
-  const other = await (await browser.newContext()).newPage();
-  await other.goto(`${server.base}/register`);
+  const other = await (await env.browser.newContext()).newPage();
+  await other.goto(`${env.server.base}/register`);
   await other.getByLabel('Email').fill('taken@example.com');
   await other.getByLabel('Password').fill('another good password');
   await other.getByTestId('register-submit').click();

@@ -219,3 +219,42 @@ fn migrate_creates_the_database_and_bad_config_is_reported() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("OPTIMIZER_PORT"));
 }
+
+#[test]
+fn worker_runs_until_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("worker")
+        .env_clear()
+        .env("OPTIMIZER_DATA_DIR", data.path())
+        .env("OPTIMIZER_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("worker started"));
+    assert!(started.is_some(), "the worker announces itself");
+    let mut running = Running {
+        child,
+        lines: Vec::new(),
+    };
+    assert!(
+        terminate(&mut running).success(),
+        "graceful exit on SIGTERM"
+    );
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter().any(|line| line.contains("maintenance stopped")),
+        "{rest:?}"
+    );
+    assert!(
+        data.path().join("optimizer.db").exists(),
+        "the worker migrated the database"
+    );
+}

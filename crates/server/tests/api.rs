@@ -69,14 +69,8 @@ async fn register_login_refresh_and_logout(engine: Engine) {
     assert_eq!(session["expiresIn"], 900);
 
     let me: Value = server
-        .get("/api/me")
-        .header("authorization", bearer(&session))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/me", ("authorization", &bearer(&session)))
+        .await;
     assert_eq!(me["authMethod"], "password");
     assert_eq!(me["plan"]["id"], "free");
     assert_eq!(me["plan"]["monthlyCredits"], 200);
@@ -91,14 +85,8 @@ async fn register_login_refresh_and_logout(engine: Engine) {
     assert_eq!(me["user"]["email"], "owner@example.com");
 
     let who: Value = server
-        .get("/api/v1/auth/me")
-        .header("authorization", bearer(&session))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/auth/me", ("authorization", &bearer(&session)))
+        .await;
     assert_eq!(who["account"]["id"], me["account"]["id"]);
 
     let wrong = server
@@ -398,27 +386,18 @@ async fn wix_instance_signs_in_and_provisions_once(engine: Engine) {
     };
     let instance = instance_for("8d1d4d6c-1c4e-4bb4-9d1a-5b6a2b7f0001");
     let first: Value = server
-        .get("/api/me")
-        .header("x-wix-instance", &instance)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/me", ("x-wix-instance", &instance))
+        .await;
     assert_eq!(first["authMethod"], "wixInstance");
     assert_eq!(first["account"]["billingSource"], "wix");
     assert_eq!(first["user"], Value::Null);
     assert_eq!(first["credits"]["remaining"], 200);
     let second: Value = server
-        .get("/api/me")
-        .header("authorization", format!("WixInstance {instance}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(
+            "/api/me",
+            ("authorization", &format!("WixInstance {instance}")),
+        )
+        .await;
     assert_eq!(first["account"]["id"], second["account"]["id"]);
     assert_eq!(server.count("accounts").await, 1);
     assert_eq!(server.count("stores").await, 1);
@@ -680,24 +659,10 @@ async fn tenants_cannot_read_or_change_each_other(engine: Engine) {
     );
 
     let me_b: Value = server
-        .get("/api/me")
-        .header("authorization", bearer(&b))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/me", ("authorization", &bearer(&b)))
+        .await;
     assert_eq!(me_b["account"]["name"], "tenant-b.com");
-    let me_wix: Value = server
-        .get("/api/me")
-        .header("x-wix-instance", &wix)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me_wix: Value = server.get_json("/api/me", ("x-wix-instance", &wix)).await;
     assert_ne!(me_wix["account"]["id"], a["account"]["id"]);
     assert_eq!(me_wix["account"]["name"], "Wix store");
 

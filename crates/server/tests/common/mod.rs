@@ -91,6 +91,22 @@ impl TestServer {
         self.request(Method::POST, path).json(&body)
     }
 
+    /// GETs `path` with one header (the credential) and returns the JSON body.
+    pub async fn get_json(&self, path: &str, header: (&str, &str)) -> Value {
+        let response = self
+            .get(path)
+            .header(header.0, header.1)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
     /// Registers a user and returns the session JSON.
     pub async fn register(&self, email: &str) -> Value {
         let response = self
