@@ -21,6 +21,8 @@ echo "== Rust tests (SQLite and PostgreSQL) =="
 cargo test --workspace --no-fail-fast
 
 echo "== Dashboard end-to-end tests (headless Chromium) =="
-cargo build -p cli
+# `cargo test` has just built target/debug/optimizer (the CLI tests run it); building it
+# again with `cargo build` would recompile dependencies under other features.
+[[ -x target/debug/optimizer ]] || cargo build -p cli
 bash scripts/ensure-chromium.sh
 npm --prefix web run test:e2e

@@ -13,6 +13,8 @@ test('register, log out, fail and succeed to log in', async () => {
 
   await page.getByRole('link', { name: 'Create an account' }).click();
   await page.waitForURL('**/register');
+  await page.getByLabel('Email').waitFor();
+  await screenshot(page, 'register');
   await page.getByLabel('Email').fill('merchant@example.com');
   await page.getByLabel('Password').fill('short');
   await page.getByTestId('register-submit').click();
@@ -30,6 +32,7 @@ test('register, log out, fail and succeed to log in', async () => {
 
   await page.getByRole('link', { name: 'Account' }).click();
   assert.match(await page.getByTestId('account-email').innerText(), /merchant@example.com/);
+  await screenshot(page, 'account-standalone');
   await page.getByTestId('logout').click();
   await page.waitForURL('**/login');
 
@@ -44,6 +47,7 @@ test('register, log out, fail and succeed to log in', async () => {
   await page.getByTestId('login-submit').click();
   await page.getByTestId('credits-summary').waitFor();
   assert.match(await page.getByTestId('credits-summary').innerText(), /200 \/ 200 credits/);
+  await screenshot(page, 'home-after-login');
 });
 
 test('a taken email is explained on the form', async () => {

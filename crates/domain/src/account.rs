@@ -134,5 +134,7 @@ pub struct Store {
     /// or a generated id for local catalogs.
     pub external_id: String,
     pub name: String,
+    /// ISO 4217 code of the store's prices.
+    pub currency: String,
     pub created_at: DateTime<Utc>,
 }

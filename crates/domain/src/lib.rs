@@ -3,11 +3,16 @@
 //! tested in isolation and reused by the server, the worker and the CLI alike.
 
 pub mod account;
+pub mod catalog;
 pub mod credits;
 pub mod plan;
 pub mod validation;
 
 pub use account::{Account, AccountStatus, BillingSource, Platform, Store, User};
+pub use catalog::{
+    is_valid_gtin, Availability, InfoSection, Money, ProductAttribute, ProductImage, SourceProduct,
+    Variant,
+};
 pub use credits::{next_reset_date, CreditBalance, LedgerEntry, LedgerReason};
 pub use plan::{default_plans, Plan, PlanId};
 pub use validation::{validate_account_name, validate_email, validate_password, FieldErrors};

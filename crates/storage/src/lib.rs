@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{Account, LedgerEntry, Plan, Store, User};
+use domain::{Account, Availability, LedgerEntry, Plan, Platform, SourceProduct, Store, User};
 use uuid::Uuid;
 
 mod postgres;
@@ -32,6 +32,8 @@ pub enum StorageError {
     NotFound { entity: &'static str },
     #[error("email address is already registered")]
     EmailTaken,
+    #[error("this store is already connected")]
+    StoreExists,
     #[error("unsupported database URL (expected sqlite:// or postgres://): {0}")]
     UnsupportedUrl(String),
     #[error("stored data is inconsistent: {0}")]
@@ -120,6 +122,87 @@ pub struct Provisioned {
     pub created: bool,
 }
 
+/// A store connection to create.
+#[derive(Debug, Clone)]
+pub struct NewStore {
+    pub platform: Platform,
+    pub external_id: String,
+    pub name: String,
+    pub currency: String,
+}
+
+/// A product as cached from its store, with its bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredProduct {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub store_id: Uuid,
+    pub source: SourceProduct,
+    /// SHA-256 of the source record; an identical record is not written again.
+    pub checksum: String,
+    /// Incremented on every change; writes back to the store must name the revision read.
+    pub revision: i64,
+    pub collection_ids: Vec<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns product lists show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductSummary {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    pub external_id: String,
+    pub title: String,
+    pub sku: Option<String>,
+    pub price_minor: Option<i64>,
+    pub currency: String,
+    pub availability: Availability,
+    pub published: bool,
+    pub image_url: Option<String>,
+    pub variant_count: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Filters and cursor of a product listing; every listing is within one account.
+#[derive(Debug, Clone, Default)]
+pub struct ProductQuery {
+    pub store_id: Option<Uuid>,
+    /// Case-insensitive substring of title, SKU, brand or category.
+    pub search: Option<String>,
+    pub collection_id: Option<Uuid>,
+    /// Return products after this id (the previous page's `next_cursor`).
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductPage {
+    pub items: Vec<ProductSummary>,
+    /// Present when more products follow.
+    pub next_cursor: Option<Uuid>,
+    /// Products matching the filters, across all pages.
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collection {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    pub name: String,
+    /// `Parent > Child` for nested categories.
+    pub path: String,
+    pub product_count: i64,
+}
+
+/// What writing a batch of source products changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertSummary {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
 /// The operations the product needs from its database. Every method that reads or changes
 /// tenant data takes the owning account id and filters by it: a caller cannot reach
 /// another account's rows by guessing ids.
@@ -195,6 +278,34 @@ pub trait Storage: Send + Sync + 'static {
 
     async fn list_stores(&self, account_id: Uuid) -> Result<Vec<Store>>;
     async fn get_store(&self, account_id: Uuid, store_id: Uuid) -> Result<Store>;
+    /// [`StorageError::StoreExists`] if the platform's store is connected already.
+    async fn create_store(
+        &self,
+        account_id: Uuid,
+        store: NewStore,
+        now: DateTime<Utc>,
+    ) -> Result<Store>;
+    /// Deletes the store and everything cached from it.
+    async fn delete_store(&self, account_id: Uuid, store_id: Uuid) -> Result<()>;
+
+    /// Inserts new products and updates changed ones (by external id, compared by
+    /// checksum), with their collections, in one transaction.
+    async fn upsert_products(
+        &self,
+        account_id: Uuid,
+        store_id: Uuid,
+        products: &[SourceProduct],
+        now: DateTime<Utc>,
+    ) -> Result<UpsertSummary>;
+    async fn list_products(&self, account_id: Uuid, query: &ProductQuery) -> Result<ProductPage>;
+    async fn get_product(&self, account_id: Uuid, product_id: Uuid) -> Result<StoredProduct>;
+    /// Every product of a store in listing order (for export).
+    async fn store_products(&self, account_id: Uuid, store_id: Uuid) -> Result<Vec<SourceProduct>>;
+    async fn list_collections(
+        &self,
+        account_id: Uuid,
+        store_id: Option<Uuid>,
+    ) -> Result<Vec<Collection>>;
 
     /// Newest first.
     async fn list_ledger(&self, account_id: Uuid, limit: i64) -> Result<Vec<LedgerEntry>>;

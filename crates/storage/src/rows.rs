@@ -117,7 +117,8 @@ impl TryFrom<UserRow> for User {
     }
 }
 
-pub(crate) const STORE_COLUMNS: &str = "id, account_id, platform, external_id, name, created_at";
+pub(crate) const STORE_COLUMNS: &str =
+    "id, account_id, platform, external_id, name, currency, created_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct StoreRow {
@@ -126,6 +127,7 @@ pub(crate) struct StoreRow {
     pub platform: String,
     pub external_id: String,
     pub name: String,
+    pub currency: String,
     pub created_at: i64,
 }
 
@@ -140,6 +142,7 @@ impl TryFrom<StoreRow> for Store {
                 .ok_or_else(|| StorageError::Corrupt(format!("platform {:?}", row.platform)))?,
             external_id: row.external_id,
             name: row.name,
+            currency: row.currency,
             created_at: instant(row.created_at)?,
         })
     }
@@ -179,4 +182,104 @@ pub(crate) struct RefreshTokenRow {
     pub expires_at: i64,
     pub rotated_at: Option<i64>,
     pub revoked_at: Option<i64>,
+}
+
+pub(crate) const PRODUCT_SUMMARY_COLUMNS: &str = "id, store_id, external_id, title, sku, \
+    price_minor, currency, availability, published, image_url, variant_count, updated_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProductSummaryRow {
+    pub id: String,
+    pub store_id: String,
+    pub external_id: String,
+    pub title: String,
+    pub sku: Option<String>,
+    pub price_minor: Option<i64>,
+    pub currency: String,
+    pub availability: String,
+    pub published: bool,
+    pub image_url: Option<String>,
+    pub variant_count: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<ProductSummaryRow> for crate::ProductSummary {
+    type Error = StorageError;
+
+    fn try_from(row: ProductSummaryRow) -> Result<Self, Self::Error> {
+        Ok(crate::ProductSummary {
+            id: uuid(&row.id)?,
+            store_id: uuid(&row.store_id)?,
+            external_id: row.external_id,
+            title: row.title,
+            sku: row.sku,
+            price_minor: row.price_minor,
+            currency: row.currency,
+            availability: domain::Availability::parse(&row.availability).ok_or_else(|| {
+                StorageError::Corrupt(format!("availability {:?}", row.availability))
+            })?,
+            published: row.published,
+            image_url: row.image_url,
+            variant_count: row.variant_count,
+            updated_at: instant(row.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProductRow {
+    pub id: String,
+    pub account_id: String,
+    pub store_id: String,
+    pub source: String,
+    pub checksum: String,
+    pub revision: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl ProductRow {
+    pub(crate) fn into_product(
+        self,
+        collection_ids: Vec<String>,
+    ) -> Result<crate::StoredProduct, StorageError> {
+        Ok(crate::StoredProduct {
+            id: uuid(&self.id)?,
+            account_id: uuid(&self.account_id)?,
+            store_id: uuid(&self.store_id)?,
+            source: serde_json::from_str(&self.source)
+                .map_err(|err| StorageError::Corrupt(format!("product source: {err}")))?,
+            checksum: self.checksum,
+            revision: self.revision,
+            collection_ids: collection_ids
+                .iter()
+                .map(|id| uuid(id))
+                .collect::<Result<_, _>>()?,
+            created_at: instant(self.created_at)?,
+            updated_at: instant(self.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CollectionRow {
+    pub id: String,
+    pub store_id: String,
+    pub name: String,
+    pub path: String,
+    pub product_count: i64,
+}
+
+impl TryFrom<CollectionRow> for crate::Collection {
+    type Error = StorageError;
+
+    fn try_from(row: CollectionRow) -> Result<Self, Self::Error> {
+        Ok(crate::Collection {
+            id: uuid(&row.id)?,
+            store_id: uuid(&row.store_id)?,
+            name: row.name,
+            path: row.path,
+            product_count: row.product_count,
+        })
+    }
 }

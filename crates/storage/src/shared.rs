@@ -25,6 +25,59 @@ pub(crate) fn grant_reference(period_start: DateTime<Utc>) -> String {
 /// Email of the demo account's password-less user (`.invalid` can never be a real address).
 pub(crate) const DEMO_USER_EMAIL: &str = "demo@demo.invalid";
 
+/// SHA-256 of a product's source record as stored (its JSON).
+pub(crate) fn checksum(source_json: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(source_json.as_bytes()))
+}
+
+/// A category path and each of its ancestors: "A > B > C" gives "A", "A > B", "A > B > C",
+/// so filtering by a parent category finds the products of its children too.
+pub(crate) fn category_paths(categories: &[String]) -> Vec<String> {
+    let mut paths = Vec::new();
+    for category in categories {
+        let parts: Vec<&str> = category
+            .split('>')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        for end in 1..=parts.len() {
+            let path = parts[..end].join(" > ");
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+    }
+    paths
+}
+
+/// What product search matches: lower-cased title, SKU, brand and categories.
+pub(crate) fn search_text(product: &domain::SourceProduct) -> String {
+    let mut text = product.title.to_lowercase();
+    for extra in [&product.sku, &product.brand].into_iter().flatten() {
+        text.push('\n');
+        text.push_str(&extra.to_lowercase());
+    }
+    for category in &product.categories {
+        text.push('\n');
+        text.push_str(&category.to_lowercase());
+    }
+    text
+}
+
+/// A LIKE pattern matching `needle` anywhere, with LIKE's wildcards escaped (`\`).
+pub(crate) fn contains_pattern(needle: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 macro_rules! impl_storage {
     ($storage:ty, $db:ty, $backend:expr) => {
         impl $storage {
@@ -154,6 +207,68 @@ macro_rules! impl_storage {
                     .await?
                     .map(domain::Store::try_from)
                     .transpose()
+            }
+
+            /// Ensures the collection of each category path exists; returns their ids.
+            async fn collection_ids(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                account_id: &str,
+                store_id: &str,
+                paths: &[String],
+                cache: &mut std::collections::HashMap<String, String>,
+            ) -> $crate::Result<Vec<String>> {
+                let mut ids = Vec::with_capacity(paths.len());
+                for path in paths {
+                    if let Some(id) = cache.get(path) {
+                        ids.push(id.clone());
+                        continue;
+                    }
+                    let name = path.rsplit('>').next().unwrap_or(path).trim().to_owned();
+                    sqlx::query(
+                        "INSERT INTO collections (id, account_id, store_id, external_id, name, path) \
+                         VALUES ($1, $2, $3, $4, $5, $4) ON CONFLICT (store_id, external_id) DO NOTHING",
+                    )
+                    .bind(uuid::Uuid::now_v7().to_string())
+                    .bind(account_id)
+                    .bind(store_id)
+                    .bind(path)
+                    .bind(&name)
+                    .execute(&mut **tx)
+                    .await?;
+                    let id: String = sqlx::query_scalar(
+                        "SELECT id FROM collections WHERE store_id = $1 AND external_id = $2",
+                    )
+                    .bind(store_id)
+                    .bind(path)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    cache.insert(path.clone(), id.clone());
+                    ids.push(id);
+                }
+                Ok(ids)
+            }
+
+            fn push_product_filters<'q>(
+                builder: &mut sqlx::QueryBuilder<'q, $db>,
+                account_id: uuid::Uuid,
+                query: &'q $crate::ProductQuery,
+            ) {
+                builder.push(" WHERE account_id = ").push_bind(account_id.to_string());
+                if let Some(store_id) = query.store_id {
+                    builder.push(" AND store_id = ").push_bind(store_id.to_string());
+                }
+                if let Some(search) = query.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                    builder
+                        .push(" AND search_text LIKE ")
+                        .push_bind($crate::shared::contains_pattern(search))
+                        .push(" ESCAPE '\\'");
+                }
+                if let Some(collection_id) = query.collection_id {
+                    builder
+                        .push(" AND id IN (SELECT product_id FROM product_collections WHERE collection_id = ")
+                        .push_bind(collection_id.to_string())
+                        .push(")");
+                }
             }
 
             async fn user_with_account(
@@ -387,6 +502,7 @@ macro_rules! impl_storage {
                     platform: domain::Platform::Wix,
                     external_id: instance_id.to_owned(),
                     name: "Wix store".to_owned(),
+                    currency: "USD".to_owned(),
                     created_at: account.created_at,
                 };
                 let inserted = sqlx::query(
@@ -625,6 +741,282 @@ macro_rules! impl_storage {
                     .await?
                     .ok_or_else(|| $crate::StorageError::not_found("store"))?
                     .try_into()
+            }
+
+            async fn create_store(
+                &self,
+                account_id: uuid::Uuid,
+                new_store: $crate::NewStore,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<domain::Store> {
+                let store = domain::Store {
+                    id: uuid::Uuid::now_v7(),
+                    account_id,
+                    platform: new_store.platform,
+                    external_id: new_store.external_id,
+                    name: new_store.name,
+                    currency: new_store.currency,
+                    created_at: $crate::rows::instant($crate::rows::millis(now))?,
+                };
+                let inserted = sqlx::query(
+                    "INSERT INTO stores (id, account_id, platform, external_id, name, currency, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                )
+                .bind(store.id.to_string())
+                .bind(account_id.to_string())
+                .bind(store.platform.as_str())
+                .bind(&store.external_id)
+                .bind(&store.name)
+                .bind(&store.currency)
+                .bind($crate::rows::millis(now))
+                .execute(self.pool())
+                .await;
+                match inserted {
+                    Err(err) if $crate::shared::is_unique_violation(&err) => {
+                        Err($crate::StorageError::StoreExists)
+                    }
+                    Err(err) => Err(err.into()),
+                    Ok(_) => Ok(store),
+                }
+            }
+
+            async fn delete_store(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+            ) -> $crate::Result<()> {
+                let deleted = sqlx::query("DELETE FROM stores WHERE id = $1 AND account_id = $2")
+                    .bind(store_id.to_string())
+                    .bind(account_id.to_string())
+                    .execute(self.pool())
+                    .await?;
+                if deleted.rows_affected() == 0 {
+                    return Err($crate::StorageError::not_found("store"));
+                }
+                Ok(())
+            }
+
+            async fn upsert_products(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+                products: &[domain::SourceProduct],
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<$crate::UpsertSummary> {
+                let account = account_id.to_string();
+                let store = store_id.to_string();
+                let now_ms = $crate::rows::millis(now);
+                let mut tx = self.begin_write().await?;
+                let owned: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM stores WHERE id = $1 AND account_id = $2")
+                        .bind(&store)
+                        .bind(&account)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if owned.is_none() {
+                    return Err($crate::StorageError::not_found("store"));
+                }
+                let existing: std::collections::HashMap<String, (String, String)> =
+                    sqlx::query_as::<_, (String, String, String)>(
+                        "SELECT external_id, id, checksum FROM products WHERE store_id = $1",
+                    )
+                    .bind(&store)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|(external_id, id, checksum)| (external_id, (id, checksum)))
+                    .collect();
+                let mut summary = $crate::UpsertSummary::default();
+                let mut collections = std::collections::HashMap::new();
+                for product in products {
+                    let source = serde_json::to_string(product)
+                        .map_err(|err| $crate::StorageError::Corrupt(err.to_string()))?;
+                    let checksum = $crate::shared::checksum(&source);
+                    let image = product.images.first().map(|image| image.url.clone());
+                    let price = product.price.map(|money| money.minor);
+                    let product_id = match existing.get(&product.external_id) {
+                        Some((_, stored)) if *stored == checksum => {
+                            summary.unchanged += 1;
+                            continue;
+                        }
+                        Some((id, _)) => {
+                            sqlx::query(
+                                "UPDATE products SET title = $2, sku = $3, price_minor = $4, currency = $5, \
+                                 availability = $6, published = $7, image_url = $8, variant_count = $9, \
+                                 search_text = $10, source = $11, checksum = $12, revision = revision + 1, \
+                                 updated_at = $13 WHERE id = $1",
+                            )
+                            .bind(id)
+                            .bind(&product.title)
+                            .bind(&product.sku)
+                            .bind(price)
+                            .bind(&product.currency)
+                            .bind(product.availability.as_str())
+                            .bind(product.published)
+                            .bind(image)
+                            .bind(product.variants.len() as i64)
+                            .bind($crate::shared::search_text(product))
+                            .bind(&source)
+                            .bind(&checksum)
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                            summary.updated += 1;
+                            id.clone()
+                        }
+                        None => {
+                            let id = uuid::Uuid::now_v7().to_string();
+                            sqlx::query(
+                                "INSERT INTO products (id, account_id, store_id, external_id, title, sku, \
+                                 price_minor, currency, availability, published, image_url, variant_count, \
+                                 search_text, source, checksum, revision, created_at, updated_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16, $16)",
+                            )
+                            .bind(&id)
+                            .bind(&account)
+                            .bind(&store)
+                            .bind(&product.external_id)
+                            .bind(&product.title)
+                            .bind(&product.sku)
+                            .bind(price)
+                            .bind(&product.currency)
+                            .bind(product.availability.as_str())
+                            .bind(product.published)
+                            .bind(image)
+                            .bind(product.variants.len() as i64)
+                            .bind($crate::shared::search_text(product))
+                            .bind(&source)
+                            .bind(&checksum)
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                            summary.created += 1;
+                            id
+                        }
+                    };
+                    let paths = $crate::shared::category_paths(&product.categories);
+                    let collection_ids =
+                        Self::collection_ids(&mut tx, &account, &store, &paths, &mut collections).await?;
+                    sqlx::query("DELETE FROM product_collections WHERE product_id = $1")
+                        .bind(&product_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for collection_id in collection_ids {
+                        sqlx::query(
+                            "INSERT INTO product_collections (product_id, collection_id) VALUES ($1, $2) \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(&product_id)
+                        .bind(collection_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(summary)
+            }
+
+            async fn list_products(
+                &self,
+                account_id: uuid::Uuid,
+                query: &$crate::ProductQuery,
+            ) -> $crate::Result<$crate::ProductPage> {
+                let limit = query.limit.clamp(0, 200);
+                let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM products");
+                Self::push_product_filters(&mut count, account_id, query);
+                let total: i64 = count.build_query_scalar().fetch_one(self.pool()).await?;
+
+                let mut page = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM products",
+                    $crate::rows::PRODUCT_SUMMARY_COLUMNS
+                ));
+                Self::push_product_filters(&mut page, account_id, query);
+                if let Some(after) = query.after {
+                    page.push(" AND id > ").push_bind(after.to_string());
+                }
+                page.push(" ORDER BY id LIMIT ").push_bind(limit + 1);
+                let mut items = page
+                    .build_query_as::<$crate::rows::ProductSummaryRow>()
+                    .fetch_all(self.pool())
+                    .await?
+                    .into_iter()
+                    .map($crate::ProductSummary::try_from)
+                    .collect::<$crate::Result<Vec<_>>>()?;
+                let next_cursor = if items.len() as i64 > limit {
+                    items.truncate(limit as usize);
+                    items.last().map(|item| item.id)
+                } else {
+                    None
+                };
+                Ok($crate::ProductPage { items, next_cursor, total })
+            }
+
+            async fn get_product(
+                &self,
+                account_id: uuid::Uuid,
+                product_id: uuid::Uuid,
+            ) -> $crate::Result<$crate::StoredProduct> {
+                let row = sqlx::query_as::<_, $crate::rows::ProductRow>(
+                    "SELECT id, account_id, store_id, source, checksum, revision, created_at, updated_at \
+                     FROM products WHERE id = $1 AND account_id = $2",
+                )
+                .bind(product_id.to_string())
+                .bind(account_id.to_string())
+                .fetch_optional(self.pool())
+                .await?
+                .ok_or_else(|| $crate::StorageError::not_found("product"))?;
+                let collection_ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT collection_id FROM product_collections WHERE product_id = $1 ORDER BY collection_id",
+                )
+                .bind(&row.id)
+                .fetch_all(self.pool())
+                .await?;
+                row.into_product(collection_ids)
+            }
+
+            async fn store_products(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+            ) -> $crate::Result<Vec<domain::SourceProduct>> {
+                let sources: Vec<String> = sqlx::query_scalar(
+                    "SELECT source FROM products WHERE account_id = $1 AND store_id = $2 ORDER BY id",
+                )
+                .bind(account_id.to_string())
+                .bind(store_id.to_string())
+                .fetch_all(self.pool())
+                .await?;
+                sources
+                    .iter()
+                    .map(|source| {
+                        serde_json::from_str(source)
+                            .map_err(|err| $crate::StorageError::Corrupt(format!("product source: {err}")))
+                    })
+                    .collect()
+            }
+
+            async fn list_collections(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: Option<uuid::Uuid>,
+            ) -> $crate::Result<Vec<$crate::Collection>> {
+                let mut builder = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT c.id, c.store_id, c.name, c.path, COUNT(pc.product_id) AS product_count \
+                     FROM collections c LEFT JOIN product_collections pc ON pc.collection_id = c.id \
+                     WHERE c.account_id = ",
+                );
+                builder.push_bind(account_id.to_string());
+                if let Some(store_id) = store_id {
+                    builder.push(" AND c.store_id = ").push_bind(store_id.to_string());
+                }
+                builder.push(" GROUP BY c.id, c.store_id, c.name, c.path ORDER BY c.path, c.id");
+                builder
+                    .build_query_as::<$crate::rows::CollectionRow>()
+                    .fetch_all(self.pool())
+                    .await?
+                    .into_iter()
+                    .map($crate::Collection::try_from)
+                    .collect()
             }
 
             async fn list_ledger(

@@ -4,9 +4,12 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use domain::{default_plans, BillingSource, LedgerReason, Plan};
+use domain::{
+    default_plans, Availability, BillingSource, LedgerReason, Money, Plan, Platform, SourceProduct,
+};
 use storage::{
-    NewLoginLink, NewRefreshToken, NewUser, RefreshOutcome, Storage, StorageError, TokenReplacement,
+    NewLoginLink, NewRefreshToken, NewStore, NewUser, ProductQuery, RefreshOutcome, Storage,
+    StorageError, TokenReplacement,
 };
 use testkit::TestDatabase;
 use uuid::Uuid;
@@ -59,6 +62,10 @@ conformance!(
     wix_instance_provisions_exactly_once_under_a_race,
     tenants_cannot_reach_each_others_rows,
     expired_sessions_are_purged,
+    catalog_upserts_skip_unchanged_products,
+    products_are_searched_filtered_and_paged,
+    stores_are_unique_per_platform_and_delete_their_catalog,
+    tenants_cannot_reach_each_others_catalog,
 );
 
 fn new_user(email: &str) -> NewUser {
@@ -502,4 +509,336 @@ async fn expired_sessions_are_purged(storage: Arc<dyn Storage>) {
             .unwrap(),
         RefreshOutcome::Rotated { .. }
     ));
+}
+
+fn product(external_id: &str, title: &str, categories: &[&str]) -> SourceProduct {
+    SourceProduct {
+        external_id: external_id.to_owned(),
+        title: title.to_owned(),
+        description_html: format!("<p>{title} description</p>"),
+        short_description: String::new(),
+        seo_title: None,
+        seo_description: None,
+        info_sections: Vec::new(),
+        sku: Some(format!("SKU-{external_id}")),
+        gtin: None,
+        mpn: None,
+        brand: Some("Northwind".into()),
+        price: Some(Money { minor: 1999 }),
+        sale_price: None,
+        currency: "USD".into(),
+        availability: Availability::InStock,
+        stock: Some(3),
+        categories: categories.iter().map(|c| c.to_string()).collect(),
+        tags: Vec::new(),
+        images: Vec::new(),
+        link: None,
+        attributes: Vec::new(),
+        variants: Vec::new(),
+        published: true,
+    }
+}
+
+async fn local_store(storage: &Arc<dyn Storage>, email: &str) -> (Uuid, Uuid) {
+    let (_, account) = storage
+        .register_user(new_user(email), Utc::now())
+        .await
+        .unwrap();
+    let store = storage
+        .create_store(
+            account.id,
+            NewStore {
+                platform: Platform::Local,
+                external_id: Uuid::new_v4().to_string(),
+                name: "Catalog".into(),
+                currency: "USD".into(),
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    (account.id, store.id)
+}
+
+async fn catalog_upserts_skip_unchanged_products(storage: Arc<dyn Storage>) {
+    let (account, store) = local_store(&storage, "cat@example.com").await;
+    let mut products = vec![
+        product("1", "Trail Tee", &["Apparel > Tees"]),
+        product("2", "Camp Mug", &["Kitchen"]),
+        product("3", "Wool Socks ☕ שלום", &["Apparel > Socks"]),
+    ];
+    let first = storage
+        .upsert_products(account, store, &products, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((first.created, first.updated, first.unchanged), (3, 0, 0));
+    let again = storage
+        .upsert_products(account, store, &products, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((again.created, again.updated, again.unchanged), (0, 0, 3));
+
+    products[1].title = "Enamel Camp Mug".into();
+    products[1].categories = vec!["Kitchen > Mugs".into()];
+    let changed = storage
+        .upsert_products(account, store, &products, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (changed.created, changed.updated, changed.unchanged),
+        (0, 1, 2)
+    );
+
+    let page = storage
+        .list_products(
+            account,
+            &ProductQuery {
+                search: Some("enamel".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1);
+    let stored = storage
+        .get_product(account, page.items[0].id)
+        .await
+        .unwrap();
+    assert_eq!(stored.revision, 2);
+    assert_eq!(
+        stored.source, products[1],
+        "the source record round-trips exactly"
+    );
+    assert_eq!(stored.collection_ids.len(), 2, "Kitchen and Kitchen > Mugs");
+    let exported = storage.store_products(account, store).await.unwrap();
+    assert_eq!(exported, products);
+}
+
+async fn products_are_searched_filtered_and_paged(storage: Arc<dyn Storage>) {
+    let (account, store) = local_store(&storage, "page@example.com").await;
+    let products: Vec<SourceProduct> = (1..=7)
+        .map(|n| {
+            let category = if n % 2 == 0 {
+                "Apparel > Tees"
+            } else {
+                "Home > Decor"
+            };
+            product(
+                &n.to_string(),
+                &format!("Product {n} 100%_off"),
+                &[category],
+            )
+        })
+        .collect();
+    storage
+        .upsert_products(account, store, &products, Utc::now())
+        .await
+        .unwrap();
+
+    let mut seen = Vec::new();
+    let mut query = ProductQuery {
+        store_id: Some(store),
+        limit: 3,
+        ..Default::default()
+    };
+    loop {
+        let page = storage.list_products(account, &query).await.unwrap();
+        assert_eq!(page.total, 7);
+        seen.extend(page.items.iter().map(|p| p.title.clone()));
+        match page.next_cursor {
+            Some(cursor) => query.after = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    assert_eq!(seen[0], "Product 1 100%_off");
+
+    let collections = storage
+        .list_collections(account, Some(store))
+        .await
+        .unwrap();
+    let paths: Vec<(&str, i64)> = collections
+        .iter()
+        .map(|c| (c.path.as_str(), c.product_count))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("Apparel", 3),
+            ("Apparel > Tees", 3),
+            ("Home", 4),
+            ("Home > Decor", 4)
+        ]
+    );
+    let apparel = collections.iter().find(|c| c.path == "Apparel").unwrap();
+    let filtered = storage
+        .list_products(
+            account,
+            &ProductQuery {
+                collection_id: Some(apparel.id),
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(filtered.total, 3);
+
+    let literal = |search: &str| ProductQuery {
+        search: Some(search.into()),
+        limit: 50,
+        ..Default::default()
+    };
+    assert_eq!(
+        storage
+            .list_products(account, &literal("PRODUCT 7"))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        storage
+            .list_products(account, &literal("sku-3"))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        storage
+            .list_products(account, &literal("0%_"))
+            .await
+            .unwrap()
+            .total,
+        7,
+        "wildcards are literal"
+    );
+    assert_eq!(
+        storage
+            .list_products(account, &literal("1%0"))
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(
+        storage
+            .list_products(account, &literal("decor"))
+            .await
+            .unwrap()
+            .total,
+        4
+    );
+}
+
+async fn stores_are_unique_per_platform_and_delete_their_catalog(storage: Arc<dyn Storage>) {
+    let (account, store) = local_store(&storage, "dup-store@example.com").await;
+    let existing = storage.get_store(account, store).await.unwrap();
+    let again = storage
+        .create_store(
+            account,
+            NewStore {
+                platform: Platform::Local,
+                external_id: existing.external_id.clone(),
+                name: "Again".into(),
+                currency: "EUR".into(),
+            },
+            Utc::now(),
+        )
+        .await;
+    assert!(matches!(again, Err(StorageError::StoreExists)));
+    storage
+        .upsert_products(account, store, &[product("1", "Tee", &["A"])], Utc::now())
+        .await
+        .unwrap();
+    storage.delete_store(account, store).await.unwrap();
+    let page = storage
+        .list_products(
+            account,
+            &ProductQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0);
+    assert!(storage
+        .list_collections(account, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        storage.delete_store(account, store).await,
+        Err(StorageError::NotFound { .. })
+    ));
+}
+
+async fn tenants_cannot_reach_each_others_catalog(storage: Arc<dyn Storage>) {
+    let (alice, alice_store) = local_store(&storage, "alice@example.com").await;
+    let (bob, bob_store) = local_store(&storage, "bob-cat@example.com").await;
+    storage
+        .upsert_products(
+            alice,
+            alice_store,
+            &[product("1", "Alice Tee", &["A"])],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let alice_product = storage
+        .list_products(
+            alice,
+            &ProductQuery {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+
+    assert!(matches!(
+        storage.get_product(bob, alice_product).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    let bob_view = storage
+        .list_products(
+            bob,
+            &ProductQuery {
+                store_id: Some(alice_store),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(bob_view.total, 0);
+    assert!(storage
+        .list_collections(bob, Some(alice_store))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        storage
+            .upsert_products(bob, alice_store, &[product("2", "Bob's", &[])], Utc::now())
+            .await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert!(matches!(
+        storage.delete_store(bob, alice_store).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert!(storage
+        .store_products(bob, alice_store)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        storage.get_store(bob, bob_store).await.unwrap().account_id,
+        bob
+    );
 }

@@ -1,0 +1,66 @@
+//! The real third-party sample catalogs in `../shared/data/` import cleanly.
+
+use std::path::PathBuf;
+
+use connectors::csv::{export_woocommerce, parse_catalog, CsvFormat};
+
+fn sample(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+#[test]
+fn woocommerce_sample_catalog_imports_with_its_variations() {
+    let import = parse_catalog(&sample("woocommerce-sample_products.csv"), "USD").unwrap();
+    assert_eq!(import.format, CsvFormat::WooCommerce);
+    assert!(import.rejected.is_empty(), "{:?}", import.rejected);
+    assert_eq!(import.products.len(), 18, "25 rows less 7 variations");
+    let variations: usize = import.products.iter().map(|p| p.variants.len()).sum();
+    assert_eq!(variations, 7);
+    let tee = import
+        .products
+        .iter()
+        .find(|p| p.title == "V-Neck T-Shirt")
+        .unwrap();
+    assert_eq!(tee.categories, ["Clothing > Tshirts"]);
+    assert_eq!(tee.images.len(), 3);
+    assert_eq!(tee.attributes[0].values, ["Blue", "Green", "Red"]);
+    assert!(tee.variants.iter().all(|v| v.price.is_some()));
+
+    let exported = export_woocommerce(&import.products);
+    let again = parse_catalog(&exported, "USD").unwrap();
+    assert!(again.rejected.is_empty(), "{:?}", again.rejected);
+    assert_eq!(again.products, import.products);
+}
+
+#[test]
+fn shopify_sample_catalogs_import() {
+    for (file, min_products) in [
+        ("shopify-apparel.csv", 5),
+        ("shopify-home-and-garden.csv", 5),
+        ("shopify-jewelery.csv", 5),
+    ] {
+        let import = parse_catalog(&sample(file), "USD").unwrap();
+        assert_eq!(import.format, CsvFormat::Shopify, "{file}");
+        assert!(import.rejected.is_empty(), "{file}: {:?}", import.rejected);
+        assert!(
+            import.products.len() >= min_products,
+            "{file}: {}",
+            import.products.len()
+        );
+        for product in &import.products {
+            assert!(!product.title.is_empty(), "{file}");
+            assert!(
+                product.price.is_some(),
+                "{file}: {} has no price",
+                product.title
+            );
+        }
+        let exported = export_woocommerce(&import.products);
+        let again = parse_catalog(&exported, "USD").unwrap();
+        assert!(again.rejected.is_empty(), "{file}: {:?}", again.rejected);
+        assert_eq!(again.products.len(), import.products.len());
+    }
+}
