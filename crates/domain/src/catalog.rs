@@ -2,9 +2,10 @@
 //! maps its products into, and what optimization, publishing and the feed work on.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Whether a product can be bought now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Availability {
     #[default]
@@ -32,10 +33,37 @@ impl Availability {
     }
 }
 
-/// An amount in minor units (cents) of `currency`, so arithmetic is exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// An amount in minor units (cents) of `currency`, so arithmetic is exact. Serialized as
+/// the decimal text merchants and platforms use (`"24.95"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Money {
     pub minor: i64,
+}
+
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "Decimal amount in the store's currency, e.g. \"24.95\"",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Money {}
+
+impl Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_decimal())
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Money::parse_decimal(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Money {
@@ -67,7 +95,8 @@ impl Money {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ProductImage {
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,28 +104,47 @@ pub struct ProductImage {
 }
 
 /// A titled block of extra product information (Wix "info sections", e.g. "Care").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct InfoSection {
     pub title: String,
     pub html: String,
 }
 
 /// A product option and its values (Color: Blue, Green).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ProductAttribute {
     pub name: String,
     pub values: Vec<String>,
 }
 
+/// One option's value in a variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OptionValue {
+    pub name: String,
+    pub value: String,
+}
+
+impl OptionValue {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        OptionValue {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
 /// One purchasable combination of a product's options.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Variant {
     pub external_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku: Option<String>,
     pub title: String,
-    /// (option name, value) pairs, e.g. [("Color", "Blue"), ("Size", "M")].
-    pub options: Vec<(String, String)>,
+    /// The option values that make this variant, e.g. Color: Blue, Size: M.
+    pub options: Vec<OptionValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Money>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,7 +160,8 @@ pub struct Variant {
 
 /// A product as read from a store: the source layer every later layer (AI, manual) starts
 /// from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct SourceProduct {
     /// The platform's id (WooCommerce ID, Wix product id, CSV handle).
     pub external_id: String,
@@ -192,6 +241,15 @@ mod tests {
         for bad in ["", "abc", "-3", "1.234", "1,50", "1e3", ".5", "99999999999"] {
             assert!(Money::parse_decimal(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn money_serializes_as_decimal_text() {
+        let json = serde_json::to_string(&Money { minor: 12995 }).unwrap();
+        assert_eq!(json, "\"129.95\"");
+        let back: Money = serde_json::from_str("\"7.5\"").unwrap();
+        assert_eq!(back.minor, 750);
+        assert!(serde_json::from_str::<Money>("\"abc\"").is_err());
     }
 
     #[test]

@@ -10,8 +10,8 @@ pub mod validation;
 
 pub use account::{Account, AccountStatus, BillingSource, Platform, Store, User};
 pub use catalog::{
-    is_valid_gtin, Availability, InfoSection, Money, ProductAttribute, ProductImage, SourceProduct,
-    Variant,
+    is_valid_gtin, Availability, InfoSection, Money, OptionValue, ProductAttribute, ProductImage,
+    SourceProduct, Variant,
 };
 pub use credits::{next_reset_date, CreditBalance, LedgerEntry, LedgerReason};
 pub use plan::{default_plans, Plan, PlanId};

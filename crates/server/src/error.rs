@@ -25,6 +25,8 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
+    #[error("{0}")]
+    InvalidCsv(String),
     #[error("request body is larger than the {limit}-byte limit")]
     PayloadTooLarge { limit: usize },
     #[error("{message}")]
@@ -81,7 +83,9 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Validation(_) | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) | ApiError::InvalidJson(_) | ApiError::InvalidCsv(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
@@ -98,6 +102,7 @@ impl ApiError {
         match self {
             ApiError::Validation(_) => "validation_failed",
             ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidCsv(_) => "invalid_csv",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unauthorized { code, .. } | ApiError::Conflict { code, .. } => code,
@@ -126,6 +131,10 @@ impl From<StorageError> for ApiError {
     fn from(err: StorageError) -> Self {
         match err {
             StorageError::NotFound { entity } => ApiError::NotFound(entity),
+            StorageError::StoreExists => ApiError::Conflict {
+                code: "store_exists",
+                message: "this store is already connected".into(),
+            },
             StorageError::EmailTaken => ApiError::Conflict {
                 code: "email_taken",
                 message: "an account with this email already exists".into(),
@@ -196,18 +205,28 @@ where
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let limit = crate::AppState::from_ref(state).settings.max_body_bytes;
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok());
+        if declared.is_some_and(|length| length > limit) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|rejection| match rejection {
                 BytesRejection::FailedToBufferBody(inner)
                     if inner.status() == StatusCode::PAYLOAD_TOO_LARGE =>
                 {
-                    ApiError::PayloadTooLarge {
-                        limit: crate::AppState::from_ref(state).settings.max_body_bytes,
-                    }
+                    ApiError::PayloadTooLarge { limit }
                 }
                 other => ApiError::InvalidJson(other.body_text()),
             })?;
+        if bytes.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
         parse_json(&bytes).map(ApiJson)
     }
 }
@@ -284,5 +303,58 @@ mod tests {
             parse_json::<Login>(br#"{"email":"a","password":"b"} trailing"#),
             Err(ApiError::InvalidJson(_))
         ));
+    }
+}
+
+/// A path parameter; a value that does not parse (e.g. not a UUID) names nothing that
+/// exists, so it is a 404 like any unknown id.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| ApiPath(value))
+            .map_err(|_| ApiError::NotFound("resource"))
+    }
+}
+
+/// Query-string parameters; a malformed one is a 400 naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|err| {
+                let field = err.path().to_string();
+                let field = if field == "." {
+                    "query".to_owned()
+                } else {
+                    field
+                };
+                ApiError::field(&field, err.into_inner().to_string())
+            })
     }
 }

@@ -151,7 +151,14 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = routes::api();
     let cors = cors_layer(&state.settings.cors_origins);
     api.fallback(web::static_or_app)
-        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        // The largest body any route takes (a catalog CSV); JSON bodies are held to the
+        // smaller `max_body_bytes` by `ApiJson`.
+        .layer(DefaultBodyLimit::max(
+            state
+                .settings
+                .max_body_bytes
+                .max(state.settings.max_import_bytes),
+        ))
         .layer(axum::middleware::map_response(json_error_bodies))
         .layer(CompressionLayer::new())
         .layer(SetResponseHeaderLayer::overriding(

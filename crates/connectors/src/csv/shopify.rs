@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use domain::{Availability, ProductAttribute, ProductImage, SourceProduct, Variant};
+use domain::{Availability, OptionValue, ProductAttribute, ProductImage, SourceProduct, Variant};
 
 use super::{integer, price, split_list, CsvError, CsvFormat, CsvImport, RejectedRow, Row, Table};
 
@@ -125,11 +125,11 @@ fn product_from_row(
 /// Adds the variant and image a row carries to its product.
 fn add_row(table: &Table, row: &Row, product: &mut SourceProduct) -> Result<(), String> {
     let mut variant = None;
-    let options: Vec<(String, String)> = (1..=3)
+    let options: Vec<OptionValue> = (1..=3)
         .filter_map(|n| {
             let value = table.get(row, &format!("Option{n} Value"))?;
             let name = product.attributes.get(n - 1).map(|a| a.name.clone())?;
-            Some((name, value.to_owned()))
+            Some(OptionValue::new(name, value))
         })
         .collect();
     let has_variant = !options.is_empty() || table.has_value(row, "Variant Price");
@@ -160,7 +160,7 @@ fn add_row(table: &Table, row: &Row, product: &mut SourceProduct) -> Result<(), 
         } else {
             options
                 .iter()
-                .map(|(_, v)| v.as_str())
+                .map(|option| option.value.as_str())
                 .collect::<Vec<_>>()
                 .join(" / ")
         };
@@ -191,10 +191,14 @@ fn add_row(table: &Table, row: &Row, product: &mut SourceProduct) -> Result<(), 
         }
     }
     if let Some(variant) = variant {
-        for (name, value) in &variant.options {
-            if let Some(attribute) = product.attributes.iter_mut().find(|a| &a.name == name) {
-                if !attribute.values.contains(value) {
-                    attribute.values.push(value.clone());
+        for option in &variant.options {
+            if let Some(attribute) = product
+                .attributes
+                .iter_mut()
+                .find(|a| a.name == option.name)
+            {
+                if !attribute.values.contains(&option.value) {
+                    attribute.values.push(option.value.clone());
                 }
             }
         }
@@ -215,7 +219,7 @@ fn settle_simple_product(product: &mut SourceProduct) {
         && first
             .options
             .iter()
-            .all(|(_, value)| value == DEFAULT_TITLE);
+            .all(|option| option.value == DEFAULT_TITLE);
     if only_default {
         product.sku = first.sku;
         product.gtin = first.gtin;

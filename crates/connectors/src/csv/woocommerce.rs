@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use domain::{Availability, ProductAttribute, ProductImage, SourceProduct, Variant};
+use domain::{Availability, OptionValue, ProductAttribute, ProductImage, SourceProduct, Variant};
 
 use super::{integer, price, split_list, CsvError, CsvFormat, CsvImport, RejectedRow, Row, Table};
 
@@ -199,16 +199,21 @@ fn variant_from_row(table: &Table, row: &Row, parent: &SourceProduct) -> Result<
         .map(str::to_owned)
         .or_else(|| sku.clone())
         .ok_or("variation has neither ID nor SKU")?;
-    let options: Vec<(String, String)> = attributes(table, row)
+    let options: Vec<OptionValue> = attributes(table, row)
         .into_iter()
-        .filter_map(|attribute| Some((attribute.name, attribute.values.into_iter().next()?)))
+        .filter_map(|attribute| {
+            Some(OptionValue::new(
+                attribute.name,
+                attribute.values.into_iter().next()?,
+            ))
+        })
         .collect();
     let stock = integer(table, row, "Stock")?;
     let title = table
         .get(row, "Name")
         .map(str::to_owned)
         .unwrap_or_else(|| {
-            let values: Vec<&str> = options.iter().map(|(_, v)| v.as_str()).collect();
+            let values: Vec<&str> = options.iter().map(|o| o.value.as_str()).collect();
             format!("{} - {}", parent.title, values.join(", "))
         });
     Ok(Variant {
@@ -351,9 +356,9 @@ pub fn export(products: &[SourceProduct]) -> Vec<u8> {
             ];
             for index in 0..2 {
                 match variant.options.get(index) {
-                    Some((name, value)) => record.extend([
-                        name.clone(),
-                        value.replace(',', "\\,"),
+                    Some(option) => record.extend([
+                        option.name.clone(),
+                        option.value.replace(',', "\\,"),
                         "1".to_owned(),
                         "0".to_owned(),
                     ]),
@@ -402,7 +407,7 @@ mod tests {
         );
         assert_eq!(
             tee.variants[0].options,
-            [("Color".to_owned(), "Blue".to_owned())]
+            [domain::OptionValue::new("Color", "Blue")]
         );
 
         let reasons: Vec<(u64, &str)> = import

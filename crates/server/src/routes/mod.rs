@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod catalog;
 pub mod health;
 
 use axum::extract::State;
@@ -29,6 +30,7 @@ use crate::AppState;
         (name = "health", description = "Probes"),
         (name = "auth", description = "Standalone accounts and sessions"),
         (name = "account", description = "The signed-in account"),
+        (name = "catalog", description = "Stores, products and collections"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -83,5 +85,12 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::me))
         .routes(routes!(account::me))
         .routes(routes!(account::update_account))
+        .routes(routes!(catalog::list_stores, catalog::create_store))
+        .routes(routes!(catalog::get_store, catalog::delete_store))
+        .routes(routes!(catalog::import_catalog))
+        .routes(routes!(catalog::export_catalog))
+        .routes(routes!(catalog::list_products))
+        .routes(routes!(catalog::get_product))
+        .routes(routes!(catalog::list_collections))
         .split_for_parts()
 }

@@ -134,6 +134,7 @@ impl TestServer {
         }
     }
 
+    #[allow(dead_code, reason = "not every test binary reaches into storage")]
     pub fn storage(&self) -> Arc<dyn storage::Storage> {
         self.state.storage.clone()
     }

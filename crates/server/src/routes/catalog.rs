@@ -1,0 +1,530 @@
+//! Stores and their catalogs: connect a local catalog, import and export its CSV, browse
+//! products and collections. Every query is scoped to the caller's account.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use connectors::csv::{parse_catalog, CsvError, CsvFormat};
+use domain::{Availability, Platform, SourceProduct, Store};
+use serde::{Deserialize, Serialize};
+use storage::{NewStore, ProductQuery};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
+use crate::AppState;
+
+const DEFAULT_PAGE_SIZE: i64 = 50;
+const MAX_PAGE_SIZE: i64 = 200;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateStoreRequest {
+    /// `local` (a catalog kept here, filled by CSV import). Wix stores connect themselves
+    /// when the app is opened from the Wix dashboard.
+    pub platform: String,
+    pub name: Option<String>,
+    /// ISO 4217 code of the catalog's prices; default `USD`.
+    pub currency: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreView {
+    pub id: Uuid,
+    /// `local`, `wix` or `woocommerce`.
+    pub platform: String,
+    pub name: String,
+    pub currency: String,
+    pub external_id: String,
+    pub product_count: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreList {
+    pub stores: Vec<StoreView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedLine {
+    /// Line of the file where the rejected row starts (1 is the header).
+    pub line: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportReport {
+    /// `woocommerce` or `shopify`: the format the header was recognised as.
+    pub format: String,
+    /// Products read from the file (variations fold into their product).
+    pub imported: usize,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub rejected: Vec<RejectedLine>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ProductListParams {
+    /// Only this store's products.
+    pub store_id: Option<Uuid>,
+    /// Case-insensitive text in title, SKU, brand or category.
+    pub q: Option<String>,
+    /// Only products in this collection (or its sub-collections).
+    pub collection_id: Option<Uuid>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<Uuid>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductSummaryView {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    pub external_id: String,
+    pub title: String,
+    pub sku: Option<String>,
+    /// Decimal price, e.g. "24.95".
+    pub price: Option<String>,
+    pub currency: String,
+    pub availability: Availability,
+    pub published: bool,
+    pub image_url: Option<String>,
+    pub variant_count: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductPageView {
+    pub items: Vec<ProductSummaryView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<Uuid>,
+    /// Products matching the filters across all pages.
+    pub total: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionView {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    pub name: String,
+    pub path: String,
+    pub product_count: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionList {
+    pub items: Vec<CollectionView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductView {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    /// Incremented on every change read from the store.
+    pub revision: i64,
+    pub updated_at: DateTime<Utc>,
+    pub collections: Vec<CollectionView>,
+    /// The product as read from its store.
+    pub source: SourceProduct,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct CollectionParams {
+    pub store_id: Option<Uuid>,
+}
+
+fn store_view(store: Store, product_count: i64) -> StoreView {
+    StoreView {
+        id: store.id,
+        platform: store.platform.as_str().into(),
+        name: store.name,
+        currency: store.currency,
+        external_id: store.external_id,
+        product_count,
+        created_at: store.created_at,
+    }
+}
+
+async fn product_count(state: &AppState, account_id: Uuid, store_id: Uuid) -> ApiResult<i64> {
+    let query = ProductQuery {
+        store_id: Some(store_id),
+        limit: 0,
+        ..Default::default()
+    };
+    Ok(state.storage.list_products(account_id, &query).await?.total)
+}
+
+/// The stores connected to the account.
+#[utoipa::path(get, path = "/api/stores", tag = "catalog",
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses((status = 200, body = StoreList), (status = 401, body = ErrorBody)))]
+pub async fn list_stores(
+    State(state): State<AppState>,
+    caller: Authenticated,
+) -> ApiResult<Json<StoreList>> {
+    let mut stores = Vec::new();
+    for store in state.storage.list_stores(caller.account_id).await? {
+        let count = product_count(&state, caller.account_id, store.id).await?;
+        stores.push(store_view(store, count));
+    }
+    Ok(Json(StoreList { stores }))
+}
+
+/// Create a store connection. Only local catalogs are created here.
+#[utoipa::path(post, path = "/api/stores", tag = "catalog", request_body = CreateStoreRequest,
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses(
+        (status = 201, description = "Created", body = StoreView),
+        (status = 400, description = "Invalid platform, name or currency", body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn create_store(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiJson(request): ApiJson<CreateStoreRequest>,
+) -> ApiResult<(StatusCode, Json<StoreView>)> {
+    let mut errors = domain::FieldErrors::new();
+    match Platform::parse(&request.platform) {
+        Some(Platform::Local) => {}
+        Some(Platform::Wix) => {
+            errors.insert(
+                "platform".into(),
+                "Wix stores connect automatically when the app is opened from the Wix dashboard"
+                    .into(),
+            );
+        }
+        Some(Platform::Woocommerce) => {
+            errors.insert(
+                "platform".into(),
+                "WooCommerce connections are not available on this server yet; import a WooCommerce product CSV into a local catalog".into(),
+            );
+        }
+        None => {
+            errors.insert("platform".into(), "must be \"local\"".into());
+        }
+    }
+    let name = domain::validate_account_name(request.name.as_deref().unwrap_or("Local catalog"))
+        .map_err(|message| errors.insert("name".into(), message))
+        .ok();
+    let currency = request
+        .currency
+        .as_deref()
+        .unwrap_or("USD")
+        .trim()
+        .to_ascii_uppercase();
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+        errors.insert(
+            "currency".into(),
+            "must be a three-letter ISO 4217 code like USD".into(),
+        );
+    }
+    let (Some(name), true) = (name, errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let store = state
+        .storage
+        .create_store(
+            caller.account_id,
+            NewStore {
+                platform: Platform::Local,
+                external_id: Uuid::new_v4().to_string(),
+                name,
+                currency,
+            },
+            Utc::now(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(store_view(store, 0))))
+}
+
+/// One store.
+#[utoipa::path(get, path = "/api/stores/{id}", tag = "catalog", params(("id" = Uuid, Path)),
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses((status = 200, body = StoreView), (status = 404, body = ErrorBody)))]
+pub async fn get_store(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<StoreView>> {
+    let store = state.storage.get_store(caller.account_id, id).await?;
+    let count = product_count(&state, caller.account_id, id).await?;
+    Ok(Json(store_view(store, count)))
+}
+
+/// Disconnect a store and delete everything cached from it.
+#[utoipa::path(delete, path = "/api/stores/{id}", tag = "catalog", params(("id" = Uuid, Path)),
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Wix stores leave when the app is uninstalled", body = ErrorBody)))]
+pub async fn delete_store(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    let store = state.storage.get_store(caller.account_id, id).await?;
+    if store.platform == Platform::Wix {
+        return Err(ApiError::Conflict {
+            code: "wix_store",
+            message: "a Wix store is disconnected by removing the app from the Wix site".into(),
+        });
+    }
+    state.storage.delete_store(caller.account_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Import a catalog CSV (WooCommerce product export or Shopify product format) into a
+/// local store. Valid rows are imported; each rejected row is reported with its line.
+#[utoipa::path(post, path = "/api/stores/{id}/import", tag = "catalog", params(("id" = Uuid, Path)),
+    request_body(content = String, content_type = "text/csv"),
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses(
+        (status = 200, description = "Import report", body = ImportReport),
+        (status = 400, description = "Not a catalog CSV (`invalid_csv`)", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Not a local store", body = ErrorBody),
+        (status = 413, description = "File larger than the import limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not text/csv", body = ErrorBody)))]
+pub async fn import_catalog(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<ImportReport>> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|mime| mime.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if !matches!(
+        content_type.as_str(),
+        "text/csv" | "application/csv" | "text/plain"
+    ) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let limit = state.settings.max_import_bytes;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::InvalidCsv(rejection.body_text())
+        }
+    })?;
+    if body.len() > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let store = state.storage.get_store(caller.account_id, id).await?;
+    if store.platform != Platform::Local {
+        return Err(ApiError::Conflict {
+            code: "not_local_store",
+            message: "CSV import is for local catalogs; this store syncs from its platform".into(),
+        });
+    }
+    let currency = store.currency.clone();
+    let parsed = tokio::task::spawn_blocking(move || parse_catalog(&body, &currency))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|err: CsvError| ApiError::InvalidCsv(err.to_string()))?;
+    let summary = state
+        .storage
+        .upsert_products(caller.account_id, id, &parsed.products, Utc::now())
+        .await?;
+    tracing::info!(
+        account.id = %caller.account_id,
+        store.id = %id,
+        import.products = parsed.products.len(),
+        import.rejected = parsed.rejected.len(),
+        "catalog imported"
+    );
+    Ok(Json(ImportReport {
+        format: match parsed.format {
+            CsvFormat::WooCommerce => "woocommerce",
+            CsvFormat::Shopify => "shopify",
+        }
+        .into(),
+        imported: parsed.products.len(),
+        created: summary.created,
+        updated: summary.updated,
+        unchanged: summary.unchanged,
+        rejected: parsed
+            .rejected
+            .into_iter()
+            .map(|row| RejectedLine {
+                line: row.line,
+                reason: row.reason,
+            })
+            .collect(),
+    }))
+}
+
+/// Export a store's catalog as a WooCommerce product CSV.
+#[utoipa::path(get, path = "/api/stores/{id}/export", tag = "catalog", params(("id" = Uuid, Path)),
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses(
+        (status = 200, description = "The catalog", content_type = "text/csv", body = String),
+        (status = 404, body = ErrorBody)))]
+pub async fn export_catalog(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Response> {
+    let store = state.storage.get_store(caller.account_id, id).await?;
+    let products = state.storage.store_products(caller.account_id, id).await?;
+    let csv = connectors::csv::export_woocommerce(&products);
+    let file_name: String = store
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}.csv\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"catalog.csv\""));
+    Ok((
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (CONTENT_DISPOSITION, disposition),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+/// Products of the account's stores: search, collection filter, cursor paging.
+#[utoipa::path(get, path = "/api/products", tag = "catalog", params(ProductListParams),
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses((status = 200, body = ProductPageView), (status = 400, body = ErrorBody)))]
+pub async fn list_products(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiQuery(params): ApiQuery<ProductListParams>,
+) -> ApiResult<Json<ProductPageView>> {
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    if params.q.as_deref().is_some_and(|q| q.chars().count() > 200) {
+        return Err(ApiError::field("q", "must be at most 200 characters"));
+    }
+    let query = ProductQuery {
+        store_id: params.store_id,
+        search: params.q,
+        collection_id: params.collection_id,
+        after: params.cursor,
+        limit,
+    };
+    let page = state
+        .storage
+        .list_products(caller.account_id, &query)
+        .await?;
+    Ok(Json(ProductPageView {
+        items: page
+            .items
+            .into_iter()
+            .map(|item| ProductSummaryView {
+                id: item.id,
+                store_id: item.store_id,
+                external_id: item.external_id,
+                title: item.title,
+                sku: item.sku,
+                price: item
+                    .price_minor
+                    .map(|minor| domain::Money { minor }.to_decimal()),
+                currency: item.currency,
+                availability: item.availability,
+                published: item.published,
+                image_url: item.image_url,
+                variant_count: item.variant_count,
+                updated_at: item.updated_at,
+            })
+            .collect(),
+        next_cursor: page.next_cursor,
+        total: page.total,
+    }))
+}
+
+/// One product with everything read from its store.
+#[utoipa::path(get, path = "/api/products/{id}", tag = "catalog", params(("id" = Uuid, Path)),
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses((status = 200, body = ProductView), (status = 404, body = ErrorBody)))]
+pub async fn get_product(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ProductView>> {
+    let product = state.storage.get_product(caller.account_id, id).await?;
+    let collections = state
+        .storage
+        .list_collections(caller.account_id, Some(product.store_id))
+        .await?
+        .into_iter()
+        .filter(|collection| product.collection_ids.contains(&collection.id))
+        .map(collection_view)
+        .collect();
+    Ok(Json(ProductView {
+        id: product.id,
+        store_id: product.store_id,
+        revision: product.revision,
+        updated_at: product.updated_at,
+        collections,
+        source: product.source,
+    }))
+}
+
+/// Collections (categories) of the account's stores with their product counts.
+#[utoipa::path(get, path = "/api/collections", tag = "catalog", params(CollectionParams),
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses((status = 200, body = CollectionList)))]
+pub async fn list_collections(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiQuery(params): ApiQuery<CollectionParams>,
+) -> ApiResult<Json<CollectionList>> {
+    let items = state
+        .storage
+        .list_collections(caller.account_id, params.store_id)
+        .await?
+        .into_iter()
+        .map(collection_view)
+        .collect();
+    Ok(Json(CollectionList { items }))
+}
+
+fn collection_view(collection: storage::Collection) -> CollectionView {
+    CollectionView {
+        id: collection.id,
+        store_id: collection.store_id,
+        name: collection.name,
+        path: collection.path,
+        product_count: collection.product_count,
+    }
+}

@@ -1,0 +1,549 @@
+//! Stores, CSV import/export, products and collections over HTTP, on both backends.
+
+mod common;
+
+use common::{bearer, error_code, Engine, TestServer, WIX_APP_ID, WIX_SECRET};
+use reqwest::Method;
+use serde_json::{json, Value};
+use testkit::wix::{sign_instance, InstanceClaims};
+
+api_tests!(
+    local_stores_are_created_listed_and_deleted,
+    store_input_is_validated,
+    sample_catalog_imports_and_is_browsable,
+    bad_csv_input_is_reported_without_losing_valid_rows,
+    text_round_trips_unchanged_through_import_and_export,
+    tenants_cannot_reach_each_others_catalogs,
+    wix_stores_neither_import_nor_delete,
+);
+
+fn shared_sample(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+struct Merchant<'a> {
+    server: &'a TestServer,
+    auth: String,
+}
+
+impl<'a> Merchant<'a> {
+    async fn register(server: &'a TestServer, email: &str) -> Merchant<'a> {
+        let session = server.register(email).await;
+        Merchant {
+            server,
+            auth: bearer(&session),
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.server
+            .request(method, path)
+            .header("authorization", &self.auth)
+    }
+
+    async fn json(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn create_store(&self, name: &str) -> String {
+        let (status, store) = self
+            .json(
+                Method::POST,
+                "/api/stores",
+                Some(json!({"platform": "local", "name": name})),
+            )
+            .await;
+        assert_eq!(status, 201, "{store}");
+        store["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn import(&self, store: &str, csv: Vec<u8>) -> reqwest::Response {
+        self.request(Method::POST, &format!("/api/stores/{store}/import"))
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+async fn local_stores_are_created_listed_and_deleted(engine: Engine) {
+    let Some(server) = TestServer::start(engine).await else {
+        return;
+    };
+    let merchant = Merchant::register(&server, "stores@example.com").await;
+    let (status, created) = merchant
+        .json(
+            Method::POST,
+            "/api/stores",
+            Some(json!({"platform": "local", "name": "Spring catalog", "currency": "eur"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["currency"], "EUR");
+    assert_eq!(created["productCount"], 0);
+    let id = created["id"].as_str().unwrap();
+
+    let (_, list) = merchant.json(Method::GET, "/api/stores", None).await;
+    assert_eq!(list["stores"].as_array().unwrap().len(), 1);
+    let (status, one) = merchant
+        .json(Method::GET, &format!("/api/stores/{id}"), None)
+        .await;
+    assert_eq!(
+        (status, one["name"].as_str()),
+        (200, Some("Spring catalog"))
+    );
+
+    let deleted = merchant
+        .request(Method::DELETE, &format!("/api/stores/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let gone = merchant
+        .request(Method::GET, &format!("/api/stores/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(gone, 404).await, "not_found");
+    let not_a_uuid = merchant
+        .request(Method::GET, "/api/stores/not-a-uuid")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(not_a_uuid, 404).await, "not_found");
+}
+
+async fn store_input_is_validated(engine: Engine) {
+    let Some(server) = TestServer::start(engine).await else {
+        return;
+    };
+    let merchant = Merchant::register(&server, "validate@example.com").await;
+    for (body, field) in [
+        (json!({"platform": "wix"}), "platform"),
+        (json!({"platform": "woocommerce"}), "platform"),
+        (json!({"platform": "shopify"}), "platform"),
+        (
+            json!({"platform": "local", "currency": "dollars"}),
+            "currency",
+        ),
+        (json!({"platform": "local", "name": ""}), "name"),
+        (json!({"platform": 7}), "platform"),
+    ] {
+        let (status, error) = merchant
+            .json(Method::POST, "/api/stores", Some(body.clone()))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            error["error"]["details"]["fields"][field].is_string(),
+            "{body} → {error}"
+        );
+    }
+    assert_eq!(server.count("stores").await, 0);
+
+    for query in [
+        "limit=0",
+        "limit=500",
+        "limit=abc",
+        "cursor=nope",
+        "storeId=123",
+    ] {
+        let response = merchant
+            .request(Method::GET, &format!("/api/products?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_code(response, 400).await,
+            "validation_failed",
+            "{query}"
+        );
+    }
+}
+
+async fn sample_catalog_imports_and_is_browsable(engine: Engine) {
+    let Some(server) = TestServer::start(engine).await else {
+        return;
+    };
+    let merchant = Merchant::register(&server, "woo@example.com").await;
+    let store = merchant.create_store("Woo sample").await;
+
+    let response = merchant
+        .import(&store, shared_sample("woocommerce-sample_products.csv"))
+        .await;
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["format"], "woocommerce");
+    assert_eq!(report["imported"], 18);
+    assert_eq!(report["created"], 18);
+    assert_eq!(report["rejected"], json!([]));
+
+    let again: Value = merchant
+        .import(&store, shared_sample("woocommerce-sample_products.csv"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (again["created"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(18))
+    );
+
+    let (_, page) = merchant
+        .json(
+            Method::GET,
+            &format!("/api/products?storeId={store}&limit=5"),
+            None,
+        )
+        .await;
+    assert_eq!(page["total"], 18);
+    assert_eq!(page["items"].as_array().unwrap().len(), 5);
+    let mut titles: Vec<String> = Vec::new();
+    let mut cursor = page["nextCursor"].as_str().map(str::to_owned);
+    titles.extend(
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["title"].as_str().unwrap().to_owned()),
+    );
+    while let Some(next) = cursor {
+        let (_, next_page) = merchant
+            .json(
+                Method::GET,
+                &format!("/api/products?storeId={store}&limit=5&cursor={next}"),
+                None,
+            )
+            .await;
+        titles.extend(
+            next_page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["title"].as_str().unwrap().to_owned()),
+        );
+        cursor = next_page["nextCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(titles.len(), 18);
+    titles.dedup();
+    assert_eq!(titles.len(), 18);
+
+    let (_, hoodies) = merchant
+        .json(Method::GET, "/api/products?q=HOODIE", None)
+        .await;
+    assert_eq!(hoodies["total"], 4);
+
+    let (_, collections) = merchant
+        .json(
+            Method::GET,
+            &format!("/api/collections?storeId={store}"),
+            None,
+        )
+        .await;
+    let clothing = collections["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == "Clothing")
+        .unwrap()
+        .clone();
+    let tshirts = collections["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == "Clothing > Tshirts")
+        .unwrap()
+        .clone();
+    assert_eq!(tshirts["name"], "Tshirts");
+    assert_eq!(tshirts["productCount"], 5);
+    assert_eq!(
+        clothing["productCount"], 15,
+        "Clothing's own product and its sub-collections' 14"
+    );
+    let (_, in_tshirts) = merchant
+        .json(
+            Method::GET,
+            &format!(
+                "/api/products?collectionId={}",
+                tshirts["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(in_tshirts["total"], 5);
+
+    let vneck = hoodies["items"].as_array().unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, detail) = merchant
+        .json(Method::GET, &format!("/api/products/{vneck}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["revision"], 1);
+    assert!(detail["source"]["descriptionHtml"]
+        .as_str()
+        .unwrap()
+        .starts_with("Pellentesque"));
+    assert!(detail["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["path"] == "Clothing > Hoodies"));
+    let (_, variable) = merchant
+        .json(Method::GET, "/api/products?q=woo-hoodie&limit=1", None)
+        .await;
+    let hoodie_id = variable["items"][0]["id"].as_str().unwrap();
+    let (_, hoodie) = merchant
+        .json(Method::GET, &format!("/api/products/{hoodie_id}"), None)
+        .await;
+    assert_eq!(hoodie["source"]["variants"].as_array().unwrap().len(), 4);
+    assert_eq!(hoodie["source"]["variants"][0]["price"], "45.00");
+
+    let export = merchant
+        .request(Method::GET, &format!("/api/stores/{store}/export"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    assert!(export.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(export.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("Woo_sample.csv"));
+    let csv = export.bytes().await.unwrap().to_vec();
+    let copy = merchant.create_store("Copy").await;
+    let copied: Value = merchant.import(&copy, csv).await.json().await.unwrap();
+    assert_eq!(
+        (
+            copied["created"].as_u64(),
+            copied["rejected"].as_array().unwrap().len()
+        ),
+        (Some(18), 0)
+    );
+
+    for sample in [
+        "shopify-apparel.csv",
+        "shopify-jewelery.csv",
+        "shopify-home-and-garden.csv",
+    ] {
+        let target = merchant.create_store(sample).await;
+        let report: Value = merchant
+            .import(&target, shared_sample(sample))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(report["format"], "shopify", "{sample}");
+        assert_eq!(report["rejected"], json!([]), "{sample}");
+        assert!(report["created"].as_u64().unwrap() >= 5, "{sample}");
+    }
+}
+
+async fn bad_csv_input_is_reported_without_losing_valid_rows(engine: Engine) {
+    let Some(server) =
+        TestServer::start_with(engine, false, |s| s.max_import_bytes = 64 * 1024).await
+    else {
+        return;
+    };
+    let merchant = Merchant::register(&server, "badcsv@example.com").await;
+    let store = merchant.create_store("Messy").await;
+
+    let messy = "\u{feff}ID,Type,SKU,Name,Regular price,Description,Stock\r\n\
+1,simple,A,Good one,10,\"Line one\r\nline two, with comma\",3\r\n\
+2,simple,B,Bad price,ten dollars,x,1\r\n\
+3,simple,C,,5,no name,1\r\n\
+4,simple,D,Bad stock,5,x,lots\r\n\
+5,simple,E,Also good,7.5,\"<p>ok</p>\",\r\n";
+    let response = merchant.import(&store, messy.as_bytes().to_vec()).await;
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["created"], 2);
+    let rejected: Vec<(u64, String)> = report["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [4, 5, 6],
+        "{rejected:?}"
+    );
+    assert!(rejected[0].1.contains("Regular price"));
+    assert!(rejected[1].1.contains("Name"));
+    assert!(rejected[2].1.contains("Stock"));
+
+    let missing_columns = merchant
+        .import(&store, b"Handle,Body (HTML)\nx,y\n".to_vec())
+        .await;
+    assert_eq!(error_code(missing_columns, 400).await, "invalid_csv");
+    let junk: Vec<u8> = (0..4000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    assert_eq!(
+        error_code(merchant.import(&store, junk).await, 400).await,
+        "invalid_csv"
+    );
+    let empty = merchant.import(&store, Vec::new()).await;
+    assert_eq!(error_code(empty, 400).await, "invalid_csv");
+
+    let oversized = "ID,Name\n".to_owned() + &"1,x\n".repeat(30_000);
+    assert_eq!(
+        error_code(merchant.import(&store, oversized.into_bytes()).await, 413).await,
+        "payload_too_large"
+    );
+    let as_json = merchant
+        .request(Method::POST, &format!("/api/stores/{store}/import"))
+        .json(&json!({"rows": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(as_json, 415).await, "unsupported_media_type");
+
+    let (_, page) = merchant.json(Method::GET, "/api/products", None).await;
+    assert_eq!(page["total"], 2, "failed imports changed nothing");
+}
+
+async fn text_round_trips_unchanged_through_import_and_export(engine: Engine) {
+    let Some(server) = TestServer::start(engine).await else {
+        return;
+    };
+    let merchant = Merchant::register(&server, "unicode@example.com").await;
+    let store = merchant.create_store("Unicode").await;
+    let title = "Mug ☕ — שלום עולם &amp; “quotes” 🌲";
+    let description = "<p>Café &eacute; crème, 日本語の説明 &lt;b&gt;</p>\n<ul><li>ok</li></ul>";
+    let csv = format!(
+        "ID,Type,SKU,Name,Regular price,Description,Categories\n1,simple,U-1,\"{title}\",9.99,\"{description}\",\"Küche > Becher\"\n"
+    );
+    let report: Value = merchant
+        .import(&store, csv.into_bytes())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["created"], 1);
+    let (_, page) = merchant
+        .json(Method::GET, "/api/products?q=שלום", None)
+        .await;
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["items"][0]["title"], title);
+    let id = page["items"][0]["id"].as_str().unwrap();
+    let (_, detail) = merchant
+        .json(Method::GET, &format!("/api/products/{id}"), None)
+        .await;
+    assert_eq!(detail["source"]["descriptionHtml"], description);
+    assert_eq!(detail["source"]["categories"], json!(["Küche > Becher"]));
+
+    let exported = merchant
+        .request(Method::GET, &format!("/api/stores/{store}/export"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(exported.contains(title) && exported.contains(description));
+}
+
+async fn tenants_cannot_reach_each_others_catalogs(engine: Engine) {
+    let Some(server) = TestServer::start(engine).await else {
+        return;
+    };
+    let alice = Merchant::register(&server, "alice@shop-a.com").await;
+    let bob = Merchant::register(&server, "bob@shop-b.com").await;
+    let store = alice.create_store("Alice's").await;
+    alice
+        .import(&store, shared_sample("woocommerce-sample_products.csv"))
+        .await;
+    let (_, alice_page) = alice.json(Method::GET, "/api/products?limit=1", None).await;
+    let product = alice_page["items"][0]["id"].as_str().unwrap();
+    let (_, collections) = alice.json(Method::GET, "/api/collections", None).await;
+    let collection = collections["items"][0]["id"].as_str().unwrap();
+
+    for path in [
+        format!("/api/stores/{store}"),
+        format!("/api/stores/{store}/export"),
+        format!("/api/products/{product}"),
+    ] {
+        let response = bob.request(Method::GET, &path).send().await.unwrap();
+        assert_eq!(error_code(response, 404).await, "not_found", "{path}");
+    }
+    let import = bob
+        .import(&store, b"ID,Name\n1,Bob's product\n".to_vec())
+        .await;
+    assert_eq!(error_code(import, 404).await, "not_found");
+    let delete = bob
+        .request(Method::DELETE, &format!("/api/stores/{store}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(delete, 404).await, "not_found");
+    let (_, bob_products) = bob
+        .json(Method::GET, &format!("/api/products?storeId={store}"), None)
+        .await;
+    assert_eq!(bob_products["total"], 0);
+    let (_, bob_in_collection) = bob
+        .json(
+            Method::GET,
+            &format!("/api/products?collectionId={collection}"),
+            None,
+        )
+        .await;
+    assert_eq!(bob_in_collection["total"], 0);
+    let (_, bob_collections) = bob.json(Method::GET, "/api/collections", None).await;
+    assert_eq!(bob_collections["items"], json!([]));
+    let (_, bob_stores) = bob.json(Method::GET, "/api/stores", None).await;
+    assert_eq!(bob_stores["stores"], json!([]));
+
+    let (_, still) = alice
+        .json(Method::GET, &format!("/api/stores/{store}"), None)
+        .await;
+    assert_eq!(still["productCount"], 18);
+}
+
+async fn wix_stores_neither_import_nor_delete(engine: Engine) {
+    let Some(server) = TestServer::start(engine).await else {
+        return;
+    };
+    let instance = sign_instance(
+        &InstanceClaims::new("0d0f4f58-1f51-4a0e-9a37-1ac0e7a2c001", WIX_APP_ID),
+        WIX_SECRET,
+    );
+    let stores: Value = server
+        .get_json("/api/stores", ("x-wix-instance", &instance))
+        .await;
+    let store = stores["stores"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(stores["stores"][0]["platform"], "wix");
+    let import = server
+        .request(Method::POST, &format!("/api/stores/{store}/import"))
+        .header("x-wix-instance", &instance)
+        .header("content-type", "text/csv")
+        .body("ID,Name\n1,x\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(import, 409).await, "not_local_store");
+    let delete = server
+        .request(Method::DELETE, &format!("/api/stores/{store}"))
+        .header("x-wix-instance", &instance)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(delete, 409).await, "wix_store");
+}
