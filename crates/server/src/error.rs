@@ -259,53 +259,6 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, serde::Deserialize)]
-    #[allow(dead_code)]
-    struct Login {
-        email: String,
-        password: String,
-    }
-
-    #[test]
-    fn shape_errors_name_the_field() {
-        match parse_json::<Login>(br#"{"email": 5, "password": "x"}"#) {
-            Err(ApiError::Validation(fields)) => {
-                assert!(fields["email"].contains("invalid type"), "{fields:?}")
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        match parse_json::<Login>(br#"{"email": "a@b.co"}"#) {
-            Err(ApiError::Validation(fields)) => {
-                assert!(
-                    fields["body"].contains("missing field `password`"),
-                    "{fields:?}"
-                )
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn syntax_errors_are_invalid_json() {
-        assert!(matches!(
-            parse_json::<Login>(b"{\"email\": "),
-            Err(ApiError::InvalidJson(_))
-        ));
-        assert!(matches!(
-            parse_json::<Login>(b"not json"),
-            Err(ApiError::InvalidJson(_))
-        ));
-        assert!(matches!(
-            parse_json::<Login>(br#"{"email":"a","password":"b"} trailing"#),
-            Err(ApiError::InvalidJson(_))
-        ));
-    }
-}
-
 /// A path parameter; a value that does not parse (e.g. not a UUID) names nothing that
 /// exists, so it is a 404 like any unknown id.
 pub struct ApiPath<T>(pub T);
@@ -356,5 +309,52 @@ where
                 };
                 ApiError::field(&field, err.into_inner().to_string())
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Login {
+        email: String,
+        password: String,
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        match parse_json::<Login>(br#"{"email": 5, "password": "x"}"#) {
+            Err(ApiError::Validation(fields)) => {
+                assert!(fields["email"].contains("invalid type"), "{fields:?}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse_json::<Login>(br#"{"email": "a@b.co"}"#) {
+            Err(ApiError::Validation(fields)) => {
+                assert!(
+                    fields["body"].contains("missing field `password`"),
+                    "{fields:?}"
+                )
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_invalid_json() {
+        assert!(matches!(
+            parse_json::<Login>(b"{\"email\": "),
+            Err(ApiError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            parse_json::<Login>(b"not json"),
+            Err(ApiError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            parse_json::<Login>(br#"{"email":"a","password":"b"} trailing"#),
+            Err(ApiError::InvalidJson(_))
+        ));
     }
 }
