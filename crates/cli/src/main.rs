@@ -145,6 +145,14 @@ async fn serve(settings: Settings, with_worker: bool, demo: bool) -> anyhow::Res
     let mut out = std::io::stdout().lock();
     writeln!(out, "Ultimate Optimizer listening on http://{local}")?;
     if demo {
+        let seeded = server::demo::seed_catalog(&state)
+            .await
+            .map_err(|err| anyhow::anyhow!("loading the demo catalog: {err}"))?;
+        tracing::info!(
+            products.created = seeded.created,
+            products.updated = seeded.updated,
+            "demo catalog ready"
+        );
         let token = server::auth::sessions::create_demo_login_link(&state)
             .await
             .map_err(|err| anyhow::anyhow!("creating the demo login link: {err}"))?;

@@ -64,3 +64,34 @@ fn shopify_sample_catalogs_import() {
         assert_eq!(again.products.len(), import.products.len());
     }
 }
+
+#[test]
+fn demo_catalog_imports_completely() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../demo/catalog.csv");
+    let import = parse_catalog(&std::fs::read(&path).unwrap(), "USD").unwrap();
+    assert!(import.rejected.is_empty(), "{:?}", import.rejected);
+    assert_eq!(import.products.len(), 49);
+    assert_eq!(
+        import
+            .products
+            .iter()
+            .map(|p| p.variants.len())
+            .sum::<usize>(),
+        12
+    );
+    let demo_dir = path.parent().unwrap();
+    for product in &import.products {
+        assert!(!product.images.is_empty(), "{} has no image", product.title);
+        for image in &product.images {
+            assert!(demo_dir.join(&image.url).exists(), "missing {}", image.url);
+        }
+        if let Some(gtin) = &product.gtin {
+            assert!(domain::is_valid_gtin(gtin), "{gtin}");
+        }
+    }
+    assert!(import
+        .products
+        .iter()
+        .any(|p| p.title.contains("שלום") || p.title.contains("ספל")));
+    assert!(import.products.iter().any(|p| p.title.chars().count() > 80));
+}

@@ -24,6 +24,22 @@ pub async fn static_or_app(State(state): State<AppState>, request: Request) -> R
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return ApiError::MethodNotAllowed.into_response();
     }
+    if let Some(file) = path.strip_prefix(crate::demo::IMAGE_PREFIX) {
+        return match crate::demo::image(file).filter(|_| file.ends_with(".svg")) {
+            Some(bytes) => (
+                [
+                    (CONTENT_TYPE, HeaderValue::from_static("image/svg+xml")),
+                    (
+                        CACHE_CONTROL,
+                        HeaderValue::from_static("public, max-age=86400"),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response(),
+            None => ApiError::NotFound("image").into_response(),
+        };
+    }
     let web_dir = state.settings.web_dir.clone();
     let served = ServeDir::new(&web_dir)
         .precompressed_gzip()

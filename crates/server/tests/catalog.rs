@@ -15,6 +15,7 @@ api_tests!(
     text_round_trips_unchanged_through_import_and_export,
     tenants_cannot_reach_each_others_catalogs,
     wix_stores_neither_import_nor_delete,
+    demo_catalog_is_seeded_once_with_served_images,
 );
 
 fn shared_sample(name: &str) -> Vec<u8> {
@@ -546,4 +547,49 @@ async fn wix_stores_neither_import_nor_delete(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(error_code(delete, 409).await, "wix_store");
+}
+
+async fn demo_catalog_is_seeded_once_with_served_images(engine: Engine) {
+    let Some(server) = TestServer::start_with(engine, true, |_| {}).await else {
+        return;
+    };
+    let first = server::demo::seed_catalog(&server.state).await.unwrap();
+    assert_eq!((first.created, first.updated), (49, 0));
+    let again = server::demo::seed_catalog(&server.state).await.unwrap();
+    assert_eq!((again.created, again.unchanged), (0, 49));
+
+    let token = server::auth::sessions::create_demo_login_link(&server.state)
+        .await
+        .unwrap();
+    let session: Value = server
+        .post_json("/api/v1/auth/demo-login", json!({"token": token}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let demo = Merchant {
+        server: &server,
+        auth: bearer(&session),
+    };
+    let (_, stores) = demo.json(Method::GET, "/api/stores", None).await;
+    assert_eq!(stores["stores"].as_array().unwrap().len(), 1);
+    assert_eq!(stores["stores"][0]["productCount"], 49);
+    let (_, page) = demo
+        .json(Method::GET, "/api/products?q=ridgeline", None)
+        .await;
+    let image = page["items"][0]["imageUrl"].as_str().unwrap().to_owned();
+    assert!(image.starts_with("/demo/images/"), "{image}");
+    let served = server.get(&image).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-type"], "image/svg+xml");
+    assert!(served.text().await.unwrap().starts_with("<svg"));
+    for missing in ["/demo/images/nope.svg", "/demo/images/..%2Fcatalog.csv"] {
+        assert_eq!(
+            server.get(missing).send().await.unwrap().status(),
+            404,
+            "{missing}"
+        );
+    }
 }
