@@ -57,9 +57,110 @@ export interface Me {
   credits: { total: number; used: number; remaining: number; resetsOn: string };
 }
 
+export interface StoreView {
+  id: string;
+  platform: 'local' | 'wix' | 'woocommerce';
+  name: string;
+  currency: string;
+  externalId: string;
+  productCount: number;
+  createdAt: string;
+}
+
+export interface ImportReport {
+  format: 'woocommerce' | 'shopify';
+  imported: number;
+  created: number;
+  updated: number;
+  unchanged: number;
+  rejected: { line: number; reason: string }[];
+}
+
+export interface ProductSummary {
+  id: string;
+  storeId: string;
+  externalId: string;
+  title: string;
+  sku: string | null;
+  price: string | null;
+  currency: string;
+  availability: 'in_stock' | 'out_of_stock' | 'preorder';
+  published: boolean;
+  imageUrl: string | null;
+  variantCount: number;
+  updatedAt: string;
+}
+
+export interface ProductPage {
+  items: ProductSummary[];
+  nextCursor: string | null;
+  total: number;
+}
+
+export interface CollectionView {
+  id: string;
+  storeId: string;
+  name: string;
+  path: string;
+  productCount: number;
+}
+
+export interface SourceProduct {
+  externalId: string;
+  title: string;
+  descriptionHtml: string;
+  shortDescription: string;
+  seoTitle?: string;
+  seoDescription?: string;
+  sku?: string;
+  gtin?: string;
+  brand?: string;
+  price?: string;
+  salePrice?: string;
+  currency: string;
+  availability: ProductSummary['availability'];
+  stock?: number;
+  categories: string[];
+  tags: string[];
+  images: { url: string; alt?: string }[];
+  attributes: { name: string; values: string[] }[];
+  variants: {
+    externalId: string;
+    sku?: string;
+    title: string;
+    options: { name: string; value: string }[];
+    price?: string;
+    salePrice?: string;
+    stock?: number;
+    availability: ProductSummary['availability'];
+  }[];
+  published: boolean;
+}
+
+export interface ProductDetail {
+  id: string;
+  storeId: string;
+  revision: number;
+  updatedAt: string;
+  collections: CollectionView[];
+  source: SourceProduct;
+}
+
+export interface ProductFilters {
+  storeId?: string;
+  q?: string;
+  collectionId?: string;
+  cursor?: string;
+  limit?: number;
+}
+
 interface RequestOptions {
   body?: unknown;
+  /** Sent as-is with this content type instead of JSON. */
+  raw?: { data: BodyInit; contentType: string };
   authenticated?: boolean;
+  /** Return the response body as a Blob (downloads). */
+  blob?: boolean;
 }
 
 async function toApiError(response: Response): Promise<ApiError> {
@@ -126,16 +227,17 @@ async function renewCredentials(): Promise<boolean> {
 }
 
 async function request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-  const { body, authenticated = true } = options;
+  const { body, raw, authenticated = true } = options;
   const send = () => {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
+    if (raw) headers['content-type'] = raw.contentType;
     const auth = authenticated ? authorization() : null;
     if (auth) headers.authorization = auth;
     return fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: raw ? raw.data : body === undefined ? undefined : JSON.stringify(body),
     });
   };
   let response = await send();
@@ -148,6 +250,7 @@ async function request<T>(method: string, path: string, options: RequestOptions 
   }
   if (!response.ok) throw await toApiError(response);
   if (response.status === 204) return undefined as T;
+  if (options.blob) return (await response.blob()) as T;
   return (await response.json()) as T;
 }
 
@@ -156,8 +259,28 @@ function startSession(session: Session): Session {
   return session;
 }
 
+function queryString(params: object): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== '') search.set(key, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}
+
 export const api = {
   me: () => request<Me>('GET', '/api/me'),
+  stores: () => request<{ stores: StoreView[] }>('GET', '/api/stores'),
+  createStore: (name: string, currency: string) =>
+    request<StoreView>('POST', '/api/stores', { body: { platform: 'local', name, currency } }),
+  deleteStore: (id: string) => request<void>('DELETE', `/api/stores/${id}`),
+  importCatalog: (id: string, file: Blob) =>
+    request<ImportReport>('POST', `/api/stores/${id}/import`, { raw: { data: file, contentType: 'text/csv' } }),
+  exportCatalog: (id: string) => request<Blob>('GET', `/api/stores/${id}/export`, { blob: true }),
+  products: (filters: ProductFilters) => request<ProductPage>('GET', `/api/products${queryString(filters)}`),
+  product: (id: string) => request<ProductDetail>('GET', `/api/products/${id}`),
+  collections: (storeId?: string) =>
+    request<{ items: CollectionView[] }>('GET', `/api/collections${queryString({ storeId })}`),
   register: async (email: string, password: string, accountName?: string) =>
     startSession(
       await request<Session>('POST', '/api/v1/auth/register', {

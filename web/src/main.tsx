@@ -14,6 +14,9 @@ const DemoLoginPage = lazy(() => import('./pages/DemoLoginPage'));
 const AppFrame = lazy(() => import('./pages/AppFrame'));
 const HomePage = lazy(() => import('./pages/HomePage'));
 const AccountPage = lazy(() => import('./pages/AccountPage'));
+const ProductsPage = lazy(() => import('./pages/ProductsPage'));
+const ProductPage = lazy(() => import('./pages/ProductPage'));
+const StoresPage = lazy(() => import('./pages/StoresPage'));
 
 const embedded = captureInstance();
 
@@ -44,6 +47,9 @@ createRoot(document.getElementById('root')!).render(
               }
             >
               <Route index element={<HomePage />} />
+              <Route path="products" element={<ProductsPage />} />
+              <Route path="products/:id" element={<ProductPage />} />
+              <Route path="stores" element={<StoresPage />} />
               <Route path="account" element={<AccountPage embedded={embedded} />} />
             </Route>
             <Route path="*" element={<Navigate to="/" replace />} />

@@ -47,6 +47,22 @@ enum Command {
     Worker,
     /// Apply database migrations and exit.
     Migrate,
+    /// Import a catalog CSV (WooCommerce export or Shopify format) into a local store.
+    Import {
+        /// The local store's id (as `GET /api/stores` lists it).
+        #[arg(long)]
+        store: uuid::Uuid,
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// Export a store's catalog as a WooCommerce product CSV.
+    Export {
+        #[arg(long)]
+        store: uuid::Uuid,
+        /// Where to write the CSV (standard output if omitted).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -107,15 +123,65 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
         }
         Command::Worker => {
             settings.check_production_requirements()?;
-            let storage = storage::connect(
-                &settings.resolved_database_url(),
-                settings.database_max_connections,
-            )
-            .await
-            .context("connecting to the database")?;
+            let storage = connect(&settings).await?;
             let shutdown = shutdown_on_signal();
             tracing::info!("worker started");
             worker::run_maintenance(storage, worker::MAINTENANCE_INTERVAL, shutdown).await;
+            Ok(())
+        }
+        Command::Import { store, file } => {
+            let storage = connect(&settings).await?;
+            let store = storage
+                .find_store_for_operator(store)
+                .await
+                .context("finding the store")?;
+            anyhow::ensure!(
+                store.platform == domain::Platform::Local,
+                "store {} is not a local catalog; it syncs from its platform",
+                store.id
+            );
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let import = connectors::csv::parse_catalog(&bytes, &store.currency)
+                .with_context(|| format!("{} is not a catalog CSV", file.display()))?;
+            let summary = storage
+                .upsert_products(
+                    store.account_id,
+                    store.id,
+                    &import.products,
+                    chrono::Utc::now(),
+                )
+                .await?;
+            println!(
+                "imported {} products into {:?}: {} new, {} updated, {} unchanged, {} rows rejected",
+                import.products.len(),
+                store.name,
+                summary.created,
+                summary.updated,
+                summary.unchanged,
+                import.rejected.len()
+            );
+            for rejected in &import.rejected {
+                println!("  line {}: {}", rejected.line, rejected.reason);
+            }
+            Ok(())
+        }
+        Command::Export { store, output } => {
+            let storage = connect(&settings).await?;
+            let store = storage
+                .find_store_for_operator(store)
+                .await
+                .context("finding the store")?;
+            let products = storage.store_products(store.account_id, store.id).await?;
+            let csv = connectors::csv::export_woocommerce(&products);
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, csv)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("exported {} products to {}", products.len(), path.display());
+                }
+                None => std::io::stdout().write_all(&csv)?,
+            }
             Ok(())
         }
         Command::Migrate => {
@@ -127,6 +193,15 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn storage::Storage>> {
+    storage::connect(
+        &settings.resolved_database_url(),
+        settings.database_max_connections,
+    )
+    .await
+    .context("connecting to the database")
 }
 
 async fn serve(settings: Settings, with_worker: bool, demo: bool) -> anyhow::Result<()> {

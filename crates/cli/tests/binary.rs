@@ -258,3 +258,81 @@ fn worker_runs_until_sigterm() {
         "the worker migrated the database"
     );
 }
+
+#[tokio::test]
+async fn import_and_export_a_local_catalog_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", data.path().join("optimizer.db").display());
+    let storage = storage::connect(&url, 2).await.unwrap();
+    storage.sync_plans(&domain::default_plans()).await.unwrap();
+    let new_user = storage::NewUser {
+        email: "cli@example.com".into(),
+        password_hash: "$argon2id$placeholder".into(),
+        account_name: "CLI".into(),
+    };
+    let (_, account) = storage
+        .register_user(new_user, chrono::Utc::now())
+        .await
+        .unwrap();
+    let store = storage
+        .create_store(
+            account.id,
+            storage::NewStore {
+                platform: domain::Platform::Local,
+                external_id: "cli".into(),
+                name: "CLI catalog".into(),
+                currency: "USD".into(),
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/woocommerce-sample_products.csv");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("OPTIMIZER_DATA_DIR", data.path())
+            .output()
+            .unwrap()
+    };
+    let store_id = store.id.to_string();
+    let imported = run(&["import", "--store", &store_id, sample.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&imported.stdout);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert!(
+        stdout.contains("imported 18 products") && stdout.contains("18 new"),
+        "{stdout}"
+    );
+
+    let out = data.path().join("export.csv");
+    let exported = run(&[
+        "export",
+        "--store",
+        &store_id,
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let csv = std::fs::read(&out).unwrap();
+    let parsed = connectors::csv::parse_catalog(&csv, "USD").unwrap();
+    assert_eq!(parsed.products.len(), 18);
+
+    let unknown = run(&[
+        "import",
+        "--store",
+        "0193a5f0-0000-7000-8000-000000000000",
+        sample.to_str().unwrap(),
+    ]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("store not found"));
+}

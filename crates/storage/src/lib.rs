@@ -278,6 +278,9 @@ pub trait Storage: Send + Sync + 'static {
 
     async fn list_stores(&self, account_id: Uuid) -> Result<Vec<Store>>;
     async fn get_store(&self, account_id: Uuid, store_id: Uuid) -> Result<Store>;
+    /// The store with this id whatever its account. For operator tools (the CLI), never for
+    /// request handlers, which must use the account-scoped [`Storage::get_store`].
+    async fn find_store_for_operator(&self, store_id: Uuid) -> Result<Store>;
     /// [`StorageError::StoreExists`] if the platform's store is connected already.
     async fn create_store(
         &self,

@@ -743,6 +743,19 @@ macro_rules! impl_storage {
                     .try_into()
             }
 
+            async fn find_store_for_operator(
+                &self,
+                store_id: uuid::Uuid,
+            ) -> $crate::Result<domain::Store> {
+                let sql = format!("SELECT {} FROM stores WHERE id = $1", $crate::rows::STORE_COLUMNS);
+                sqlx::query_as::<_, $crate::rows::StoreRow>(&sql)
+                    .bind(store_id.to_string())
+                    .fetch_optional(self.pool())
+                    .await?
+                    .ok_or_else(|| $crate::StorageError::not_found("store"))?
+                    .try_into()
+            }
+
             async fn create_store(
                 &self,
                 account_id: uuid::Uuid,
@@ -833,7 +846,11 @@ macro_rules! impl_storage {
                         .map_err(|err| $crate::StorageError::Corrupt(err.to_string()))?;
                     let checksum = $crate::shared::checksum(&source);
                     let image = product.images.first().map(|image| image.url.clone());
-                    let price = product.price.map(|money| money.minor);
+                    // Lists show a variable product at its lowest variant price ("from").
+                    let price = product
+                        .price
+                        .or_else(|| product.variants.iter().filter_map(|v| v.price).min_by_key(|m| m.minor))
+                        .map(|money| money.minor);
                     let product_id = match existing.get(&product.external_id) {
                         Some((_, stored)) if *stored == checksum => {
                             summary.unchanged += 1;

@@ -613,6 +613,43 @@ async fn catalog_upserts_skip_unchanged_products(storage: Arc<dyn Storage>) {
     assert_eq!(stored.collection_ids.len(), 2, "Kitchen and Kitchen > Mugs");
     let exported = storage.store_products(account, store).await.unwrap();
     assert_eq!(exported, products);
+
+    let mut variable = product("4", "Variable Tee", &[]);
+    variable.price = None;
+    for (n, minor) in [(1, 2500), (2, 1900)] {
+        variable.variants.push(domain::Variant {
+            external_id: format!("4-{n}"),
+            sku: None,
+            title: format!("Size {n}"),
+            options: vec![domain::OptionValue::new("Size", n.to_string())],
+            price: Some(Money { minor }),
+            sale_price: None,
+            stock: None,
+            availability: Availability::InStock,
+            gtin: None,
+            image: None,
+        });
+    }
+    storage
+        .upsert_products(account, store, &[variable], Utc::now())
+        .await
+        .unwrap();
+    let listed = storage
+        .list_products(
+            account,
+            &ProductQuery {
+                search: Some("variable".into()),
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items[0].price_minor,
+        Some(1900),
+        "listed at its lowest variant price"
+    );
 }
 
 async fn products_are_searched_filtered_and_paged(storage: Arc<dyn Storage>) {

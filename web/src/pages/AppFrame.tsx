@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from 'react';
+import { Suspense, useCallback, useEffect, useState } from 'react';
 import { NavLink, Outlet, useNavigate } from 'react-router-dom';
 import {
   Badge,
@@ -18,6 +18,8 @@ import './AppFrame.css';
 
 const NAVIGATION = [
   { to: '/', label: 'Home', end: true },
+  { to: '/products', label: 'Products', end: false },
+  { to: '/stores', label: 'Stores', end: false },
   { to: '/account', label: 'Account', end: false },
 ];
 
@@ -100,7 +102,9 @@ export default function AppFrame({ embedded }: { embedded: boolean }) {
             <FrameError error={error} embedded={embedded} onRetry={reload} />
           ) : me ? (
             <MeContext.Provider value={{ me, reload }}>
-              <Outlet />
+              <Suspense fallback={<LoadingCards />}>
+                <Outlet />
+              </Suspense>
             </MeContext.Provider>
           ) : (
             <LoadingCards />

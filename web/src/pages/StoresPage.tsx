@@ -1,0 +1,200 @@
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { Link as RouterLink } from 'react-router-dom';
+import { Badge, Box, Button, Card, Heading, Loader, SectionHelper, Text } from '@wix/design-system';
+import { api, type ImportReport, type StoreView } from '../api';
+import { TextField, asApiError, useSubmit } from '../components/forms';
+import './catalog.css';
+
+const PLATFORM_LABEL: Record<StoreView['platform'], string> = {
+  local: 'Local catalog',
+  wix: 'Wix',
+  woocommerce: 'WooCommerce',
+};
+
+export default function StoresPage() {
+  const [stores, setStores] = useState<StoreView[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [name, setName] = useState('');
+  const [currency, setCurrency] = useState('USD');
+
+  const reload = useCallback(() => {
+    api
+      .stores()
+      .then((list) => setStores(list.stores))
+      .catch((err) => setError(asApiError(err).message));
+  }, []);
+  useEffect(reload, [reload]);
+
+  const create = useSubmit(async () => {
+    await api.createStore(name.trim() || 'Local catalog', currency);
+    setName('');
+    reload();
+  });
+
+  return (
+    <Box direction="vertical" gap="24px">
+      <Box direction="vertical" gap="4px">
+        <Heading size="large" as="h2">
+          Stores
+        </Heading>
+        <Text secondary>
+          Wix stores connect when you open the app from your Wix dashboard. Keep any other catalog here and
+          fill it from a WooCommerce or Shopify product CSV.
+        </Text>
+      </Box>
+      {error && <SectionHelper appearance="danger">{error}</SectionHelper>}
+      {stores === null ? (
+        <Loader size="medium" />
+      ) : (
+        stores.map((store) => <StoreCard key={store.id} store={store} onChanged={reload} />)
+      )}
+      <Card>
+        <Card.Header title="Add a local catalog" subtitle="Import products from a CSV file after creating it." />
+        <Card.Divider />
+        <Card.Content>
+          <form onSubmit={create.submit} aria-label="Add a local catalog" noValidate>
+            <Box gap="12px" verticalAlign="bottom">
+              <Box width="320px">
+                <TextField id="store-name" label="Catalog name" value={name} onChange={setName} error={create.fields.name} />
+              </Box>
+              <Box width="120px">
+                <TextField id="store-currency" label="Currency" value={currency} onChange={setCurrency} error={create.fields.currency} />
+              </Box>
+              <Button type="submit" disabled={create.busy} dataHook="create-store">
+                {create.busy ? <Loader size="tiny" /> : 'Add catalog'}
+              </Button>
+            </Box>
+            {create.formError && <SectionHelper appearance="danger">{create.formError.message}</SectionHelper>}
+          </form>
+        </Card.Content>
+      </Card>
+    </Box>
+  );
+}
+
+function StoreCard({ store, onChanged }: { store: StoreView; onChanged: () => void }) {
+  const fileInput = useRef<HTMLInputElement>(null);
+  const [busy, setBusy] = useState<'import' | 'export' | 'delete' | null>(null);
+  const [report, setReport] = useState<ImportReport | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [confirmDelete, setConfirmDelete] = useState(false);
+
+  async function run(kind: 'import' | 'export' | 'delete', action: () => Promise<void>) {
+    setBusy(kind);
+    setError(null);
+    try {
+      await action();
+    } catch (err) {
+      setError(asApiError(err).message);
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  const importFile = (file: File) =>
+    run('import', async () => {
+      setReport(await api.importCatalog(store.id, file));
+      onChanged();
+    });
+
+  const exportFile = () =>
+    run('export', async () => {
+      const blob = await api.exportCatalog(store.id);
+      const url = URL.createObjectURL(blob);
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = `${store.name.replace(/[^A-Za-z0-9-]+/g, '_')}.csv`;
+      link.click();
+      URL.revokeObjectURL(url);
+    });
+
+  return (
+    <Card dataHook="store-card">
+      <Card.Header
+        title={store.name}
+        subtitle={`${store.productCount.toLocaleString()} products · ${store.currency}`}
+        suffix={<Badge size="small" skin="neutralStandard">{PLATFORM_LABEL[store.platform]}</Badge>}
+      />
+      <Card.Divider />
+      <Card.Content>
+        <Box direction="vertical" gap="12px">
+          <Box gap="12px" verticalAlign="middle">
+            <RouterLink to={`/products?storeId=${store.id}`}>Browse products</RouterLink>
+            {store.platform === 'local' && (
+              <>
+                <input
+                  ref={fileInput}
+                  type="file"
+                  accept=".csv,text/csv"
+                  aria-label={`Import a CSV into ${store.name}`}
+                  data-hook="import-file"
+                  style={{ display: 'none' }}
+                  onChange={(event) => {
+                    const file = event.target.files?.[0];
+                    event.target.value = '';
+                    if (file) importFile(file);
+                  }}
+                />
+                <Button size="small" onClick={() => fileInput.current?.click()} disabled={busy !== null} dataHook="import-button">
+                  {busy === 'import' ? <Loader size="tiny" /> : 'Import CSV'}
+                </Button>
+              </>
+            )}
+            <Button size="small" priority="secondary" onClick={exportFile} disabled={busy !== null} dataHook="export-button">
+              {busy === 'export' ? <Loader size="tiny" /> : 'Export CSV'}
+            </Button>
+            {store.platform === 'local' &&
+              (confirmDelete ? (
+                <Box gap="6px" verticalAlign="middle">
+                  <Text size="small">Delete this catalog and its products?</Text>
+                  <Button size="small" skin="destructive" dataHook="confirm-delete"
+                    onClick={() => run('delete', async () => { await api.deleteStore(store.id); onChanged(); })}>
+                    Delete
+                  </Button>
+                  <Button size="small" priority="secondary" onClick={() => setConfirmDelete(false)}>
+                    Cancel
+                  </Button>
+                </Box>
+              ) : (
+                <Button size="small" priority="secondary" skin="destructive" onClick={() => setConfirmDelete(true)} dataHook="delete-button">
+                  Delete
+                </Button>
+              ))}
+          </Box>
+          {error && <SectionHelper appearance="danger" dataHook="store-error">{error}</SectionHelper>}
+          {report && <ImportResult report={report} />}
+        </Box>
+      </Card.Content>
+    </Card>
+  );
+}
+
+function ImportResult({ report }: { report: ImportReport }) {
+  return (
+    <Box direction="vertical" gap="8px" dataHook="import-report">
+      <SectionHelper appearance={report.rejected.length ? 'warning' : 'success'}>
+        Imported {report.imported} {report.imported === 1 ? 'product' : 'products'} from a {report.format === 'shopify' ? 'Shopify' : 'WooCommerce'} CSV:{' '}
+        {report.created} new, {report.updated} updated, {report.unchanged} unchanged
+        {report.rejected.length > 0 && `, ${report.rejected.length} rows rejected`}.
+      </SectionHelper>
+      {report.rejected.length > 0 && (
+        <table className="uo-table" data-hook="rejected-rows">
+          <thead>
+            <tr>
+              <th>Line</th>
+              <th>Why it was not imported</th>
+            </tr>
+          </thead>
+          <tbody>
+            {report.rejected.slice(0, 200).map((row) => (
+              <tr key={row.line}>
+                <td>{row.line}</td>
+                <td>{row.reason}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </Box>
+  );
+}
