@@ -1,6 +1,8 @@
 //! Store connectors. Every platform's products are mapped into the platform-neutral
-//! [`domain::SourceProduct`]. This crate starts with the local catalog's CSV formats
-//! ([`csv`]): the WooCommerce product CSV export format and the Shopify product CSV format,
-//! both imported, WooCommerce's also exported.
+//! [`domain::SourceProduct`]: the local catalog's CSV formats ([`csv`]) and the WooCommerce
+//! REST API ([`woocommerce`]), whose HTTP calls go through one resilient client
+//! ([`http`]).
 
 pub mod csv;
+pub mod http;
+pub mod woocommerce;

@@ -1,7 +1,9 @@
 //! Test infrastructure shared by every crate's tests: throwaway databases on both backends
-//! ([`db`]) and a signer for Wix dashboard instances ([`wix`]).
+//! ([`db`]), a signer for Wix dashboard instances ([`wix`]) and a faithful fake of the
+//! WooCommerce REST API ([`woocommerce`]).
 
 pub mod db;
 pub mod wix;
+pub mod woocommerce;
 
 pub use db::{postgres_test_url, TestDatabase};
