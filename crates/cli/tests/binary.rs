@@ -282,6 +282,7 @@ async fn import_and_export_a_local_catalog_from_the_command_line() {
                 external_id: "cli".into(),
                 name: "CLI catalog".into(),
                 currency: "USD".into(),
+                credentials_encrypted: None,
             },
             chrono::Utc::now(),
         )

@@ -20,6 +20,29 @@ pub const MAX_PER_PAGE: u32 = 100;
 /// Concurrent requests per store, so a sync never floods a merchant's server.
 pub const MAX_CONCURRENT_REQUESTS: usize = 10;
 
+/// The keys a merchant gives us, stored encrypted (`credentials_context` binds the
+/// ciphertext to its store).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Credentials {
+    pub consumer_key: String,
+    pub consumer_secret: String,
+}
+
+/// The encryption context of a WooCommerce store's credentials.
+pub fn credentials_context(store_url: &str) -> String {
+    format!("woocommerce-credentials:{store_url}")
+}
+
+/// A store URL in the form stores are identified by (no trailing slash, lower-case host).
+pub fn normalize_store_url(store_url: &str) -> Result<String, ConnectorError> {
+    let mut url = reqwest::Url::parse(store_url.trim())
+        .map_err(|_| ConnectorError::InvalidUrl(store_url.to_owned()))?;
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
     /// Accept `http://` store URLs (local development only: real WooCommerce ignores Basic

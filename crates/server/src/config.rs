@@ -34,6 +34,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { env: "WIX_APP_ID", key: "wix_app_id", default: "(none: Wix disabled)", description: "The Wix app id; setting it enables the Wix integration." },
     SettingDoc { env: "WIX_APP_SECRET", key: "wix_app_secret", default: "(none)", description: "The Wix app secret; verifies dashboard instances. Required in production when Wix is enabled." },
     SettingDoc { env: "WIX_PUBLIC_KEY", key: "wix_public_key", default: "(none)", description: "The Wix app public key (PEM or base64 PEM); verifies Wix webhooks. Required in production when Wix is enabled." },
+    SettingDoc { env: "OPTIMIZER_WOOCOMMERCE_ALLOW_HTTP", key: "woocommerce_allow_http", default: "false", description: "Accept `http://` WooCommerce stores (local development only; real stores need HTTPS for API keys)." },
     SettingDoc { env: "OPTIMIZER_CORS_ORIGINS", key: "cors_origins", default: "(none)", description: "Comma-separated extra origins allowed by CORS, besides the Wix dashboard origins." },
     SettingDoc { env: "OPTIMIZER_MAX_BODY_BYTES", key: "max_body_bytes", default: "1048576", description: "Largest JSON request body accepted (413 above)." },
     SettingDoc { env: "OPTIMIZER_MAX_IMPORT_BYTES", key: "max_import_bytes", default: "20971520", description: "Largest catalog CSV upload accepted (413 above)." },
@@ -99,6 +100,7 @@ pub struct Settings {
     pub encryption_key: Option<Secret<String>>,
     pub previous_encryption_keys: Vec<Secret<String>>,
     pub wix: Option<WixSettings>,
+    pub woocommerce_allow_http: bool,
     pub cors_origins: Vec<String>,
     pub max_body_bytes: usize,
     pub max_import_bytes: usize,
@@ -125,6 +127,7 @@ impl Default for Settings {
             encryption_key: None,
             previous_encryption_keys: Vec::new(),
             wix: None,
+            woocommerce_allow_http: false,
             cors_origins: Vec::new(),
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 20 * 1024 * 1024,
@@ -156,6 +159,7 @@ struct FileSettings {
     wix_app_id: Option<String>,
     wix_app_secret: Option<String>,
     wix_public_key: Option<String>,
+    woocommerce_allow_http: Option<bool>,
     cors_origins: Option<Vec<String>>,
     max_body_bytes: Option<usize>,
     max_import_bytes: Option<usize>,
@@ -276,6 +280,12 @@ impl Settings {
                 .map(Secret::new)
                 .collect(),
             wix,
+            woocommerce_allow_http: parse_or(
+                "OPTIMIZER_WOOCOMMERCE_ALLOW_HTTP",
+                env("OPTIMIZER_WOOCOMMERCE_ALLOW_HTTP"),
+                file.woocommerce_allow_http,
+                defaults.woocommerce_allow_http,
+            )?,
             cors_origins: env("OPTIMIZER_CORS_ORIGINS")
                 .map(|list| split_list(&list))
                 .or(file.cors_origins)

@@ -41,6 +41,7 @@ pub async fn seed_catalog(state: &AppState) -> Result<UpsertSummary, ApiError> {
                         external_id: STORE_EXTERNAL_ID.into(),
                         name: "Northwind Trail Co. (demo)".into(),
                         currency: "USD".into(),
+                        credentials_encrypted: None,
                     },
                     now,
                 )

@@ -43,6 +43,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The store platform failed or refused; its own code and message are passed on.
+    #[error("the store answered with an error: {0}")]
+    Store(connectors::http::ConnectorError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -94,6 +97,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,6 +115,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Store(_) => "store_error",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -121,6 +126,22 @@ impl ApiError {
             ApiError::PayloadTooLarge { limit } => json!({ "limitBytes": limit }),
             ApiError::RateLimited { retry_after_secs } => {
                 json!({ "retryAfterSeconds": retry_after_secs })
+            }
+            ApiError::Store(err) => {
+                use connectors::http::ConnectorError as E;
+                match err {
+                    E::Unauthorized { code, message } => {
+                        json!({ "platformStatus": 401, "platformCode": code, "platformMessage": message })
+                    }
+                    E::Platform {
+                        status,
+                        code,
+                        message,
+                    } => {
+                        json!({ "platformStatus": status, "platformCode": code, "platformMessage": message })
+                    }
+                    other => json!({ "platformMessage": other.to_string() }),
+                }
             }
             _ => Value::Null,
         }

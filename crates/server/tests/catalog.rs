@@ -6,6 +6,7 @@ use common::{bearer, error_code, Engine, TestServer, WIX_APP_ID, WIX_SECRET};
 use reqwest::Method;
 use serde_json::{json, Value};
 use testkit::wix::{sign_instance, InstanceClaims};
+use testkit::woocommerce::FakeWooCommerce;
 
 api_tests!(
     local_stores_are_created_listed_and_deleted,
@@ -16,6 +17,8 @@ api_tests!(
     tenants_cannot_reach_each_others_catalogs,
     wix_stores_neither_import_nor_delete,
     demo_catalog_is_seeded_once_with_served_images,
+    woocommerce_store_connects_and_syncs,
+    woocommerce_connection_problems_are_explained,
 );
 
 fn shared_sample(name: &str) -> Vec<u8> {
@@ -131,7 +134,11 @@ async fn store_input_is_validated(engine: Engine) {
     let merchant = Merchant::register(&server, "validate@example.com").await;
     for (body, field) in [
         (json!({"platform": "wix"}), "platform"),
-        (json!({"platform": "woocommerce"}), "platform"),
+        (json!({"platform": "woocommerce"}), "url"),
+        (
+            json!({"platform": "woocommerce", "url": "https://shop.example"}),
+            "consumerKey",
+        ),
         (json!({"platform": "shopify"}), "platform"),
         (
             json!({"platform": "local", "currency": "dollars"}),
@@ -592,4 +599,168 @@ async fn demo_catalog_is_seeded_once_with_served_images(engine: Engine) {
             "{missing}"
         );
     }
+}
+
+async fn fake_store() -> FakeWooCommerce {
+    let fake = FakeWooCommerce::start().await;
+    let products =
+        connectors::csv::parse_catalog(&shared_sample("woocommerce-sample_products.csv"), "USD")
+            .unwrap()
+            .products;
+    fake.seed(&products, chrono::Utc::now() - chrono::Duration::hours(1));
+    fake
+}
+
+async fn woocommerce_store_connects_and_syncs(engine: Engine) {
+    let Some(server) =
+        TestServer::start_with(engine, false, |s| s.woocommerce_allow_http = true).await
+    else {
+        return;
+    };
+    let fake = fake_store().await;
+    let merchant = Merchant::register(&server, "woo-connect@example.com").await;
+    let (status, store) = merchant
+        .json(
+            Method::POST,
+            "/api/stores",
+            Some(json!({"platform": "woocommerce", "url": format!("{}/", fake.base_url), "consumerKey": fake.consumer_key, "consumerSecret": fake.consumer_secret})),
+        )
+        .await;
+    assert_eq!(status, 201, "{store}");
+    assert_eq!(store["platform"], "woocommerce");
+    assert_eq!(store["externalId"], fake.base_url);
+    assert_eq!(store["productCount"], 18);
+    let id = store["id"].as_str().unwrap().to_owned();
+
+    let sealed: String = {
+        let url = server.state.settings.resolved_database_url();
+        let sql = "SELECT credentials_encrypted FROM stores WHERE platform = 'woocommerce'";
+        if url.starts_with("sqlite:") {
+            sqlx::query_scalar(sql)
+                .fetch_one(&sqlx::SqlitePool::connect(&url).await.unwrap())
+                .await
+                .unwrap()
+        } else {
+            sqlx::query_scalar(sql)
+                .fetch_one(&sqlx::PgPool::connect(&url).await.unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        sealed.starts_with("v1."),
+        "credentials are encrypted at rest"
+    );
+    assert!(!sealed.contains(&fake.consumer_secret) && !sealed.contains(&fake.consumer_key));
+
+    fake.delete(89);
+    fake.rename(46, "Hoodie with Logo (2026 edition)", chrono::Utc::now());
+    let (status, batch) = merchant
+        .json(Method::POST, &format!("/api/stores/{id}/sync"), None)
+        .await;
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(
+        (
+            batch["fetched"].as_i64(),
+            batch["updated"].as_i64(),
+            batch["deleted"].as_i64()
+        ),
+        (Some(17), Some(1), Some(1))
+    );
+    assert_eq!(batch["unchanged"], 16);
+    let (_, page) = merchant
+        .json(
+            Method::GET,
+            &format!("/api/products?storeId={id}&q=2026"),
+            None,
+        )
+        .await;
+    assert_eq!(page["total"], 1);
+    let (_, history) = merchant
+        .json(Method::GET, &format!("/api/stores/{id}/syncs"), None)
+        .await;
+    let triggers: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["trigger"].as_str().unwrap())
+        .collect();
+    assert_eq!(triggers, ["manual", "connect"]);
+
+    let other = Merchant::register(&server, "other-woo@example.com").await;
+    let response = other
+        .request(Method::POST, &format!("/api/stores/{id}/sync"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(response, 404).await, "not_found");
+}
+
+async fn woocommerce_connection_problems_are_explained(engine: Engine) {
+    let Some(server) = TestServer::start(engine).await else {
+        return;
+    };
+    let fake = fake_store().await;
+    let merchant = Merchant::register(&server, "woo-problems@example.com").await;
+    let connect = |url: String, secret: &str| {
+        merchant.json(
+            Method::POST,
+            "/api/stores",
+            Some(json!({"platform": "woocommerce", "url": url, "consumerKey": fake.consumer_key, "consumerSecret": secret})),
+        )
+    };
+    let (status, body) = connect(fake.base_url.clone(), &fake.consumer_secret).await;
+    assert_eq!(status, 400, "plain HTTP is refused unless allowed: {body}");
+    assert!(body["error"]["details"]["fields"]["url"]
+        .as_str()
+        .unwrap()
+        .contains("HTTPS"));
+    let (status, body) = connect("not a url".into(), "cs").await;
+    assert_eq!(
+        (
+            status,
+            body["error"]["details"]["fields"]["url"].is_string()
+        ),
+        (400, true)
+    );
+
+    let Some(dev) =
+        TestServer::start_with(engine, false, |s| s.woocommerce_allow_http = true).await
+    else {
+        return;
+    };
+    let merchant = Merchant::register(&dev, "woo-dev@example.com").await;
+    let (status, body) = merchant
+        .json(Method::POST, "/api/stores", Some(json!({"platform": "woocommerce", "url": fake.base_url, "consumerKey": fake.consumer_key, "consumerSecret": "cs_wrong"})))
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "store_error");
+    assert_eq!(
+        body["error"]["details"]["platformCode"],
+        "woocommerce_rest_authentication_error"
+    );
+    assert_eq!(
+        body["error"]["details"]["platformMessage"],
+        "Consumer secret is invalid."
+    );
+    let (status, body) = merchant
+        .json(Method::POST, "/api/stores", Some(json!({"platform": "woocommerce", "url": format!("{}/shop", fake.base_url), "consumerKey": "ck", "consumerSecret": "cs"})))
+        .await;
+    assert_eq!(
+        (status, body["error"]["details"]["platformCode"].as_str()),
+        (502, Some("rest_no_route"))
+    );
+    assert_eq!(
+        dev.count("stores").await,
+        0,
+        "nothing is saved when the store refuses"
+    );
+
+    let local = merchant.create_store("Local").await;
+    let response = merchant
+        .request(Method::POST, &format!("/api/stores/{local}/sync"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(response, 409).await, "not_syncable");
 }

@@ -129,6 +129,28 @@ pub struct NewStore {
     pub external_id: String,
     pub name: String,
     pub currency: String,
+    /// Already encrypted (secrets crate format); storage never sees plaintext credentials.
+    pub credentials_encrypted: Option<String>,
+}
+
+/// A finished sync run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncBatch {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    /// `manual`, `schedule`, `webhook` or `connect`.
+    pub trigger: String,
+    /// `full`, `incremental` or `single`.
+    pub kind: String,
+    pub succeeded: bool,
+    pub fetched: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub deleted: i64,
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i64,
 }
 
 /// A product as cached from its store, with its bookkeeping.
@@ -288,6 +310,24 @@ pub trait Storage: Send + Sync + 'static {
         store: NewStore,
         now: DateTime<Utc>,
     ) -> Result<Store>;
+    /// The store's encrypted credentials, if it has any.
+    async fn store_credentials(&self, account_id: Uuid, store_id: Uuid) -> Result<Option<String>>;
+    /// Deletes the store's products whose external id is not in `keep` (a full sync's view
+    /// of the store); returns how many went.
+    async fn remove_products_except(
+        &self,
+        account_id: Uuid,
+        store_id: Uuid,
+        keep: &[String],
+    ) -> Result<u64>;
+    async fn record_sync_batch(&self, account_id: Uuid, batch: &SyncBatch) -> Result<()>;
+    /// Newest first.
+    async fn list_sync_batches(
+        &self,
+        account_id: Uuid,
+        store_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<SyncBatch>>;
     /// Deletes the store and everything cached from it.
     async fn delete_store(&self, account_id: Uuid, store_id: Uuid) -> Result<()>;
 

@@ -283,3 +283,46 @@ impl TryFrom<CollectionRow> for crate::Collection {
         })
     }
 }
+
+pub(crate) const SYNC_BATCH_COLUMNS: &str =
+    "id, store_id, trigger, kind, status, fetched, created, \
+    updated, unchanged, deleted, error, started_at, duration_ms";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SyncBatchRow {
+    pub id: String,
+    pub store_id: String,
+    pub trigger: String,
+    pub kind: String,
+    pub status: String,
+    pub fetched: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub deleted: i64,
+    pub error: Option<String>,
+    pub started_at: i64,
+    pub duration_ms: i64,
+}
+
+impl TryFrom<SyncBatchRow> for crate::SyncBatch {
+    type Error = StorageError;
+
+    fn try_from(row: SyncBatchRow) -> Result<Self, Self::Error> {
+        Ok(crate::SyncBatch {
+            id: uuid(&row.id)?,
+            store_id: uuid(&row.store_id)?,
+            trigger: row.trigger,
+            kind: row.kind,
+            succeeded: row.status == "succeeded",
+            fetched: row.fetched,
+            created: row.created,
+            updated: row.updated,
+            unchanged: row.unchanged,
+            deleted: row.deleted,
+            error: row.error,
+            started_at: instant(row.started_at)?,
+            duration_ms: row.duration_ms,
+        })
+    }
+}

@@ -766,14 +766,15 @@ macro_rules! impl_storage {
                     id: uuid::Uuid::now_v7(),
                     account_id,
                     platform: new_store.platform,
-                    external_id: new_store.external_id,
-                    name: new_store.name,
-                    currency: new_store.currency,
+                    external_id: new_store.external_id.clone(),
+                    name: new_store.name.clone(),
+                    currency: new_store.currency.clone(),
                     created_at: $crate::rows::instant($crate::rows::millis(now))?,
                 };
                 let inserted = sqlx::query(
                     "INSERT INTO stores (id, account_id, platform, external_id, name, currency, \
-                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                     credentials_encrypted, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
                 )
                 .bind(store.id.to_string())
                 .bind(account_id.to_string())
@@ -781,6 +782,7 @@ macro_rules! impl_storage {
                 .bind(&store.external_id)
                 .bind(&store.name)
                 .bind(&store.currency)
+                .bind(&new_store.credentials_encrypted)
                 .bind($crate::rows::millis(now))
                 .execute(self.pool())
                 .await;
@@ -791,6 +793,104 @@ macro_rules! impl_storage {
                     Err(err) => Err(err.into()),
                     Ok(_) => Ok(store),
                 }
+            }
+
+            async fn store_credentials(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+            ) -> $crate::Result<Option<String>> {
+                let row: Option<(Option<String>,)> = sqlx::query_as(
+                    "SELECT credentials_encrypted FROM stores WHERE id = $1 AND account_id = $2",
+                )
+                .bind(store_id.to_string())
+                .bind(account_id.to_string())
+                .fetch_optional(self.pool())
+                .await?;
+                row.map(|(credentials,)| credentials)
+                    .ok_or_else(|| $crate::StorageError::not_found("store"))
+            }
+
+            async fn remove_products_except(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+                keep: &[String],
+            ) -> $crate::Result<u64> {
+                let keep: std::collections::HashSet<&str> = keep.iter().map(String::as_str).collect();
+                let mut tx = self.begin_write().await?;
+                let existing: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT id, external_id FROM products WHERE store_id = $1 AND account_id = $2",
+                )
+                .bind(store_id.to_string())
+                .bind(account_id.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut removed = 0;
+                for (id, external_id) in existing {
+                    if keep.contains(external_id.as_str()) {
+                        continue;
+                    }
+                    removed += sqlx::query("DELETE FROM products WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(removed)
+            }
+
+            async fn record_sync_batch(
+                &self,
+                account_id: uuid::Uuid,
+                batch: &$crate::SyncBatch,
+            ) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO sync_batches (id, account_id, store_id, trigger, kind, status, fetched, \
+                     created, updated, unchanged, deleted, error, started_at, duration_ms) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+                     WHERE EXISTS (SELECT 1 FROM stores WHERE id = $3 AND account_id = $2)",
+                )
+                .bind(batch.id.to_string())
+                .bind(account_id.to_string())
+                .bind(batch.store_id.to_string())
+                .bind(&batch.trigger)
+                .bind(&batch.kind)
+                .bind(if batch.succeeded { "succeeded" } else { "failed" })
+                .bind(batch.fetched)
+                .bind(batch.created)
+                .bind(batch.updated)
+                .bind(batch.unchanged)
+                .bind(batch.deleted)
+                .bind(&batch.error)
+                .bind($crate::rows::millis(batch.started_at))
+                .bind(batch.duration_ms)
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn list_sync_batches(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+                limit: i64,
+            ) -> $crate::Result<Vec<$crate::SyncBatch>> {
+                let sql = format!(
+                    "SELECT {} FROM sync_batches WHERE account_id = $1 AND store_id = $2 \
+                     ORDER BY started_at DESC, id DESC LIMIT $3",
+                    $crate::rows::SYNC_BATCH_COLUMNS
+                );
+                sqlx::query_as::<_, $crate::rows::SyncBatchRow>(&sql)
+                    .bind(account_id.to_string())
+                    .bind(store_id.to_string())
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await?
+                    .into_iter()
+                    .map($crate::SyncBatch::try_from)
+                    .collect()
             }
 
             async fn delete_store(

@@ -9,7 +9,7 @@ use domain::{
 };
 use storage::{
     NewLoginLink, NewRefreshToken, NewStore, NewUser, ProductQuery, RefreshOutcome, Storage,
-    StorageError, TokenReplacement,
+    StorageError, SyncBatch, TokenReplacement,
 };
 use testkit::TestDatabase;
 use uuid::Uuid;
@@ -66,6 +66,7 @@ conformance!(
     products_are_searched_filtered_and_paged,
     stores_are_unique_per_platform_and_delete_their_catalog,
     tenants_cannot_reach_each_others_catalog,
+    full_sync_bookkeeping_is_scoped_to_the_store,
 );
 
 fn new_user(email: &str) -> NewUser {
@@ -552,6 +553,7 @@ async fn local_store(storage: &Arc<dyn Storage>, email: &str) -> (Uuid, Uuid) {
                 external_id: Uuid::new_v4().to_string(),
                 name: "Catalog".into(),
                 currency: "USD".into(),
+                credentials_encrypted: None,
             },
             Utc::now(),
         )
@@ -781,6 +783,7 @@ async fn stores_are_unique_per_platform_and_delete_their_catalog(storage: Arc<dy
                 external_id: existing.external_id.clone(),
                 name: "Again".into(),
                 currency: "EUR".into(),
+                credentials_encrypted: None,
             },
             Utc::now(),
         )
@@ -878,4 +881,115 @@ async fn tenants_cannot_reach_each_others_catalog(storage: Arc<dyn Storage>) {
         storage.get_store(bob, bob_store).await.unwrap().account_id,
         bob
     );
+}
+
+async fn full_sync_bookkeeping_is_scoped_to_the_store(storage: Arc<dyn Storage>) {
+    let (account, store) = local_store(&storage, "sync@example.com").await;
+    let (other_account, other_store) = local_store(&storage, "sync-other@example.com").await;
+    let products = [
+        product("1", "One", &[]),
+        product("2", "Two", &[]),
+        product("3", "Three", &[]),
+    ];
+    storage
+        .upsert_products(account, store, &products, Utc::now())
+        .await
+        .unwrap();
+    storage
+        .upsert_products(other_account, other_store, &products, Utc::now())
+        .await
+        .unwrap();
+
+    let keep = vec!["2".to_owned()];
+    assert_eq!(
+        storage
+            .remove_products_except(account, store, &keep)
+            .await
+            .unwrap(),
+        2
+    );
+    let left = storage
+        .list_products(
+            account,
+            &ProductQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        left.items
+            .iter()
+            .map(|p| p.external_id.as_str())
+            .collect::<Vec<_>>(),
+        ["2"]
+    );
+    let untouched = storage
+        .list_products(
+            other_account,
+            &ProductQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(untouched.total, 3, "another store's products stay");
+    assert_eq!(
+        storage
+            .remove_products_except(other_account, store, &[])
+            .await
+            .unwrap(),
+        0,
+        "scoped by account"
+    );
+
+    let batch = SyncBatch {
+        id: Uuid::now_v7(),
+        store_id: store,
+        trigger: "manual".into(),
+        kind: "full".into(),
+        succeeded: false,
+        fetched: 0,
+        created: 0,
+        updated: 0,
+        unchanged: 0,
+        deleted: 0,
+        error: Some("the store answered 500".into()),
+        started_at: Utc::now(),
+        duration_ms: 42,
+    };
+    storage.record_sync_batch(account, &batch).await.unwrap();
+    storage
+        .record_sync_batch(
+            other_account,
+            &SyncBatch {
+                id: Uuid::now_v7(),
+                ..batch.clone()
+            },
+        )
+        .await
+        .unwrap();
+    let history = storage.list_sync_batches(account, store, 10).await.unwrap();
+    assert_eq!(
+        history.len(),
+        1,
+        "a batch naming another account's store is not recorded"
+    );
+    assert_eq!(history[0].error.as_deref(), Some("the store answered 500"));
+    assert!(!history[0].succeeded);
+    assert!(storage
+        .list_sync_batches(other_account, store, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        storage.store_credentials(account, store).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        storage.store_credentials(other_account, store).await,
+        Err(StorageError::NotFound { .. })
+    ));
 }

@@ -2,6 +2,8 @@
 //! `--no-worker`) and in `optimizer worker` processes, and stops promptly when the shared
 //! shutdown token is cancelled.
 
+pub mod sync;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -25,12 +25,80 @@ const MAX_PAGE_SIZE: i64 = 200;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateStoreRequest {
-    /// `local` (a catalog kept here, filled by CSV import). Wix stores connect themselves
-    /// when the app is opened from the Wix dashboard.
+    /// `local` (a catalog kept here, filled by CSV import) or `woocommerce` (with `url`,
+    /// `consumerKey`, `consumerSecret`). Wix stores connect themselves when the app is
+    /// opened from the Wix dashboard.
     pub platform: String,
     pub name: Option<String>,
     /// ISO 4217 code of the catalog's prices; default `USD`.
     pub currency: Option<String>,
+    /// WooCommerce: the store's address, e.g. `https://shop.example`.
+    pub url: Option<String>,
+    /// WooCommerce: a REST API key with read/write access (`ck_…`).
+    pub consumer_key: Option<String>,
+    /// WooCommerce: the key's secret (`cs_…`). Stored encrypted.
+    pub consumer_secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncBatchView {
+    pub id: Uuid,
+    /// `manual`, `schedule`, `webhook` or `connect`.
+    pub trigger: String,
+    /// `full`, `incremental` or `single`.
+    pub kind: String,
+    pub succeeded: bool,
+    pub fetched: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub deleted: i64,
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncHistory {
+    pub items: Vec<SyncBatchView>,
+}
+
+fn sync_view(batch: storage::SyncBatch) -> SyncBatchView {
+    SyncBatchView {
+        id: batch.id,
+        trigger: batch.trigger,
+        kind: batch.kind,
+        succeeded: batch.succeeded,
+        fetched: batch.fetched,
+        created: batch.created,
+        updated: batch.updated,
+        unchanged: batch.unchanged,
+        deleted: batch.deleted,
+        error: batch.error,
+        started_at: batch.started_at,
+        duration_ms: batch.duration_ms,
+    }
+}
+
+fn woocommerce_options(state: &AppState) -> connectors::woocommerce::ClientOptions {
+    connectors::woocommerce::ClientOptions {
+        allow_http: state.settings.woocommerce_allow_http,
+        ..Default::default()
+    }
+}
+
+fn sync_error(err: worker::sync::SyncError) -> ApiError {
+    use worker::sync::SyncError;
+    match err {
+        SyncError::Store(err) => ApiError::Store(err),
+        SyncError::Storage(err) => err.into(),
+        SyncError::NotSyncable(platform) => ApiError::Conflict {
+            code: "not_syncable",
+            message: format!("{platform} stores do not sync from here"),
+        },
+        SyncError::Credentials(why) => ApiError::internal(format!("store credentials: {why}")),
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -200,28 +268,33 @@ pub async fn create_store(
     ApiJson(request): ApiJson<CreateStoreRequest>,
 ) -> ApiResult<(StatusCode, Json<StoreView>)> {
     let mut errors = domain::FieldErrors::new();
-    match Platform::parse(&request.platform) {
-        Some(Platform::Local) => {}
+    let platform = match Platform::parse(&request.platform) {
         Some(Platform::Wix) => {
             errors.insert(
                 "platform".into(),
                 "Wix stores connect automatically when the app is opened from the Wix dashboard"
                     .into(),
             );
+            None
         }
-        Some(Platform::Woocommerce) => {
+        Some(platform) => Some(platform),
+        None => {
             errors.insert(
                 "platform".into(),
-                "WooCommerce connections are not available on this server yet; import a WooCommerce product CSV into a local catalog".into(),
+                "must be \"local\" or \"woocommerce\"".into(),
             );
+            None
         }
-        None => {
-            errors.insert("platform".into(), "must be \"local\"".into());
-        }
-    }
-    let name = domain::validate_account_name(request.name.as_deref().unwrap_or("Local catalog"))
-        .map_err(|message| errors.insert("name".into(), message))
-        .ok();
+    };
+    let name = request
+        .name
+        .as_deref()
+        .map(|name| {
+            domain::validate_account_name(name)
+                .map_err(|message| errors.insert("name".into(), message))
+                .ok()
+        })
+        .unwrap_or(Some(String::new()));
     let currency = request
         .currency
         .as_deref()
@@ -234,23 +307,181 @@ pub async fn create_store(
             "must be a three-letter ISO 4217 code like USD".into(),
         );
     }
-    let (Some(name), true) = (name, errors.is_empty()) else {
+    let mut required = |field: &str, value: &Option<String>| {
+        let value = value
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned();
+        if value.is_empty() {
+            errors.insert(
+                field.into(),
+                "is required to connect a WooCommerce store".into(),
+            );
+        }
+        value
+    };
+    let woo = (platform == Some(Platform::Woocommerce)).then(|| {
+        (
+            required("url", &request.url),
+            required("consumerKey", &request.consumer_key),
+            required("consumerSecret", &request.consumer_secret),
+        )
+    });
+    let (Some(_), Some(name), true) = (platform, name, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    let store = state
-        .storage
-        .create_store(
-            caller.account_id,
-            NewStore {
+    let store = match woo {
+        None => {
+            let name = if name.is_empty() {
+                "Local catalog".to_owned()
+            } else {
+                name
+            };
+            let new_store = NewStore {
                 platform: Platform::Local,
                 external_id: Uuid::new_v4().to_string(),
                 name,
                 currency,
-            },
-            Utc::now(),
-        )
+                credentials_encrypted: None,
+            };
+            state
+                .storage
+                .create_store(caller.account_id, new_store, Utc::now())
+                .await?
+        }
+        Some((url, consumer_key, consumer_secret)) => {
+            connect_woocommerce(
+                &state,
+                caller.account_id,
+                name,
+                currency,
+                url,
+                consumer_key,
+                consumer_secret,
+            )
+            .await?
+        }
+    };
+    let count = product_count(&state, caller.account_id, store.id).await?;
+    Ok((StatusCode::CREATED, Json(store_view(store, count))))
+}
+
+/// Checks the address and keys against the store, saves the keys encrypted, and reads the
+/// catalog once.
+async fn connect_woocommerce(
+    state: &AppState,
+    account_id: Uuid,
+    name: String,
+    currency: String,
+    url: String,
+    consumer_key: String,
+    consumer_secret: String,
+) -> ApiResult<Store> {
+    use connectors::http::ConnectorError;
+    use connectors::woocommerce::{
+        credentials_context, normalize_store_url, Credentials, WooCommerceClient,
+    };
+    let url_error = |err: ConnectorError| ApiError::field("url", err.to_string());
+    let url = normalize_store_url(&url).map_err(url_error)?;
+    let client = WooCommerceClient::new(
+        &url,
+        &consumer_key,
+        &consumer_secret,
+        woocommerce_options(state),
+    )
+    .map_err(url_error)?;
+    client.verify().await.map_err(ApiError::Store)?;
+    let credentials = serde_json::to_vec(&Credentials {
+        consumer_key,
+        consumer_secret,
+    })
+    .map_err(ApiError::internal)?;
+    let sealed = state
+        .keyring
+        .encrypt(&credentials, &credentials_context(&url));
+    let name = if name.is_empty() {
+        reqwest_host(&url).unwrap_or_else(|| url.clone())
+    } else {
+        name
+    };
+    let new_store = NewStore {
+        platform: Platform::Woocommerce,
+        external_id: url,
+        name,
+        currency,
+        credentials_encrypted: Some(sealed),
+    };
+    let store = state
+        .storage
+        .create_store(account_id, new_store, Utc::now())
         .await?;
-    Ok((StatusCode::CREATED, Json(store_view(store, 0))))
+    // The first read happens now so the merchant sees products at once; a failure is kept in
+    // the sync history and the connection stays.
+    if let Err(err) = worker::sync::full_sync(
+        state.storage.as_ref(),
+        &state.keyring,
+        &store,
+        "connect",
+        woocommerce_options(state),
+    )
+    .await
+    {
+        tracing::warn!(store.id = %store.id, error.cause = %err, "first sync of a new store failed");
+    }
+    Ok(store)
+}
+
+fn reqwest_host(url: &str) -> Option<String> {
+    url.split("://")
+        .nth(1)
+        .map(|rest| rest.split('/').next().unwrap_or(rest).to_owned())
+}
+
+/// Read the store's whole catalog now (WooCommerce stores).
+#[utoipa::path(post, path = "/api/stores/{id}/sync", tag = "catalog", params(("id" = Uuid, Path)),
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses(
+        (status = 200, description = "The finished sync", body = SyncBatchView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Local catalogs are filled by import", body = ErrorBody),
+        (status = 502, description = "The store failed; its own code and message are in `details`", body = ErrorBody)))]
+pub async fn sync_store(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<SyncBatchView>> {
+    let store = state.storage.get_store(caller.account_id, id).await?;
+    let batch = worker::sync::full_sync(
+        state.storage.as_ref(),
+        &state.keyring,
+        &store,
+        "manual",
+        woocommerce_options(&state),
+    )
+    .await
+    .map_err(sync_error)?;
+    Ok(Json(sync_view(batch)))
+}
+
+/// The store's sync runs, newest first.
+#[utoipa::path(get, path = "/api/stores/{id}/syncs", tag = "catalog", params(("id" = Uuid, Path)),
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses((status = 200, body = SyncHistory), (status = 404, body = ErrorBody)))]
+pub async fn sync_history(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<SyncHistory>> {
+    state.storage.get_store(caller.account_id, id).await?;
+    let items = state
+        .storage
+        .list_sync_batches(caller.account_id, id, 50)
+        .await?
+        .into_iter()
+        .map(sync_view)
+        .collect();
+    Ok(Json(SyncHistory { items }))
 }
 
 /// One store.

@@ -88,6 +88,8 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalog::list_stores, catalog::create_store))
         .routes(routes!(catalog::get_store, catalog::delete_store))
         .routes(routes!(catalog::import_catalog))
+        .routes(routes!(catalog::sync_store))
+        .routes(routes!(catalog::sync_history))
         .routes(routes!(catalog::export_catalog))
         .routes(routes!(catalog::list_products))
         .routes(routes!(catalog::get_product))
