@@ -20,7 +20,7 @@ const SCREENSHOTS = join(here, 'screenshots');
 const BIN = resolve(here, '..', process.env.OPTIMIZER_BIN ?? '../target/debug/optimizer');
 
 /** Starts `optimizer serve --port 0`; resolves once it prints where it listens. */
-export async function startServer({ demo = false } = {}) {
+export async function startServer({ demo = false, env = {} } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'optimizer-e2e-'));
   const args = ['serve', '--port', '0', '--no-worker', ...(demo ? ['--demo'] : [])];
   const child = spawn(BIN, args, {
@@ -32,6 +32,7 @@ export async function startServer({ demo = false } = {}) {
       WIX_APP_SECRET: WIX_SECRET,
       RUST_LOG: 'warn',
       OPTIMIZER_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -115,4 +116,25 @@ export function withServerAndBrowser(options = {}) {
     await env.server?.stop();
   });
   return env;
+}
+
+/** Starts the fake WooCommerce store (a testkit binary that `cargo test` builds). */
+export async function startFakeWooCommerce() {
+  const bin = resolve(dirname(BIN), 'fake-woocommerce');
+  const child = spawn(bin, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const info = await new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error('fake WooCommerce did not start')), 15_000);
+    child.once('exit', (code) => reject(new Error(`fake WooCommerce exited with ${code}`)));
+    lines.once('line', (line) => {
+      clearTimeout(timer);
+      resolvePromise(JSON.parse(line));
+    });
+  });
+  return {
+    ...info,
+    stop() {
+      child.kill('SIGINT');
+    },
+  };
 }

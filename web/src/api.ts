@@ -25,6 +25,13 @@ export class ApiError extends Error {
     this.details = details;
   }
 
+  /** The store platform's own words, for a 502 `store_error`. */
+  get platformMessage(): string | null {
+    const details = this.details as { platformMessage?: string; platformCode?: string } | null;
+    if (!details?.platformMessage) return null;
+    return details.platformCode ? `${details.platformMessage} (${details.platformCode})` : details.platformMessage;
+  }
+
   /** Per-field messages of a 400 `validation_failed` answer. */
   get fields(): FieldErrors {
     const details = this.details as { fields?: FieldErrors } | null;
@@ -74,6 +81,21 @@ export interface ImportReport {
   updated: number;
   unchanged: number;
   rejected: { line: number; reason: string }[];
+}
+
+export interface SyncBatch {
+  id: string;
+  trigger: 'manual' | 'schedule' | 'webhook' | 'connect';
+  kind: 'full' | 'incremental' | 'single';
+  succeeded: boolean;
+  fetched: number;
+  created: number;
+  updated: number;
+  unchanged: number;
+  deleted: number;
+  error: string | null;
+  startedAt: string;
+  durationMs: number;
 }
 
 export interface ProductSummary {
@@ -274,6 +296,12 @@ export const api = {
   createStore: (name: string, currency: string) =>
     request<StoreView>('POST', '/api/stores', { body: { platform: 'local', name, currency } }),
   deleteStore: (id: string) => request<void>('DELETE', `/api/stores/${id}`),
+  connectWooCommerce: (url: string, consumerKey: string, consumerSecret: string, currency: string) =>
+    request<StoreView>('POST', '/api/stores', {
+      body: { platform: 'woocommerce', url, consumerKey, consumerSecret, currency },
+    }),
+  syncStore: (id: string) => request<SyncBatch>('POST', `/api/stores/${id}/sync`),
+  syncHistory: (id: string) => request<{ items: SyncBatch[] }>('GET', `/api/stores/${id}/syncs`),
   importCatalog: (id: string, file: Blob) =>
     request<ImportReport>('POST', `/api/stores/${id}/import`, { raw: { data: file, contentType: 'text/csv' } }),
   exportCatalog: (id: string) => request<Blob>('GET', `/api/stores/${id}/export`, { blob: true }),

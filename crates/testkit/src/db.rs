@@ -51,7 +51,12 @@ impl TestDatabase {
 
     /// A fresh, empty PostgreSQL database, or `None` when PostgreSQL tests are skipped.
     pub async fn postgres() -> Option<Self> {
-        let admin_url = postgres_test_url()?;
+        Some(Self::postgres_on(&postgres_test_url()?).await)
+    }
+
+    /// A fresh, empty database on the PostgreSQL server at `admin_url`.
+    pub async fn postgres_on(admin_url: &str) -> Self {
+        let admin_url = admin_url.to_owned();
         let name = format!("optimizer_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&admin_url)
             .await
@@ -61,11 +66,11 @@ impl TestDatabase {
             .await
             .expect("create test database");
         admin.close().await.ok();
-        Some(TestDatabase {
+        TestDatabase {
             url: with_database(&admin_url, &name),
             _dir: None,
             postgres: Some(PostgresCleanup { admin_url, name }),
-        })
+        }
     }
 
     pub fn url(&self) -> &str {

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { Link as RouterLink } from 'react-router-dom';
 import { Badge, Box, Button, Card, Heading, Loader, SectionHelper, Text } from '@wix/design-system';
-import { api, type ImportReport, type StoreView } from '../api';
+import { api, type ImportReport, type StoreView, type SyncBatch } from '../api';
 import { TextField, asApiError, useSubmit } from '../components/forms';
 import './catalog.css';
 
@@ -30,6 +30,16 @@ export default function StoresPage() {
     setName('');
     reload();
   });
+  const [wooUrl, setWooUrl] = useState('');
+  const [wooKey, setWooKey] = useState('');
+  const [wooSecret, setWooSecret] = useState('');
+  const connect = useSubmit(async () => {
+    await api.connectWooCommerce(wooUrl, wooKey, wooSecret, 'USD');
+    setWooUrl('');
+    setWooKey('');
+    setWooSecret('');
+    reload();
+  });
 
   return (
     <Box direction="vertical" gap="24px">
@@ -38,8 +48,8 @@ export default function StoresPage() {
           Stores
         </Heading>
         <Text secondary>
-          Wix stores connect when you open the app from your Wix dashboard. Keep any other catalog here and
-          fill it from a WooCommerce or Shopify product CSV.
+          Wix stores connect when you open the app from your Wix dashboard. Connect a WooCommerce store with
+          its API keys, or keep any other catalog here and fill it from a WooCommerce or Shopify product CSV.
         </Text>
       </Box>
       {error && <SectionHelper appearance="danger">{error}</SectionHelper>}
@@ -48,6 +58,38 @@ export default function StoresPage() {
       ) : (
         stores.map((store) => <StoreCard key={store.id} store={store} onChanged={reload} />)
       )}
+      <Card>
+        <Card.Header
+          title="Connect a WooCommerce store"
+          subtitle="Create a REST API key with Read/Write access in WooCommerce → Settings → Advanced → REST API."
+        />
+        <Card.Divider />
+        <Card.Content>
+          <form onSubmit={connect.submit} aria-label="Connect a WooCommerce store" noValidate>
+            <Box direction="vertical" gap="12px">
+              <TextField id="woo-url" label="Store address" value={wooUrl} onChange={setWooUrl} error={connect.fields.url} />
+              <Box gap="12px">
+                <Box width="50%">
+                  <TextField id="woo-key" label="Consumer key" value={wooKey} onChange={setWooKey} error={connect.fields.consumerKey} />
+                </Box>
+                <Box width="50%">
+                  <TextField id="woo-secret" label="Consumer secret" type="password" value={wooSecret} onChange={setWooSecret} error={connect.fields.consumerSecret} />
+                </Box>
+              </Box>
+              {connect.formError && (
+                <SectionHelper appearance="danger" dataHook="connect-error">
+                  {connect.formError.platformMessage ?? connect.formError.message}
+                </SectionHelper>
+              )}
+              <Box>
+                <Button type="submit" disabled={connect.busy} dataHook="connect-woocommerce">
+                  {connect.busy ? <Loader size="tiny" /> : 'Connect and read products'}
+                </Button>
+              </Box>
+            </Box>
+          </form>
+        </Card.Content>
+      </Card>
       <Card>
         <Card.Header title="Add a local catalog" subtitle="Import products from a CSV file after creating it." />
         <Card.Divider />
@@ -74,18 +116,36 @@ export default function StoresPage() {
 
 function StoreCard({ store, onChanged }: { store: StoreView; onChanged: () => void }) {
   const fileInput = useRef<HTMLInputElement>(null);
-  const [busy, setBusy] = useState<'import' | 'export' | 'delete' | null>(null);
+  const [busy, setBusy] = useState<'import' | 'export' | 'delete' | 'sync' | null>(null);
+  const [syncs, setSyncs] = useState<SyncBatch[] | null>(null);
   const [report, setReport] = useState<ImportReport | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [confirmDelete, setConfirmDelete] = useState(false);
 
-  async function run(kind: 'import' | 'export' | 'delete', action: () => Promise<void>) {
+  useEffect(() => {
+    if (store.platform === 'woocommerce') {
+      api.syncHistory(store.id).then((history) => setSyncs(history.items)).catch(() => setSyncs([]));
+    }
+  }, [store.id, store.platform]);
+
+  const syncNow = () =>
+    run('sync', async () => {
+      try {
+        await api.syncStore(store.id);
+      } finally {
+        setSyncs((await api.syncHistory(store.id)).items);
+        onChanged();
+      }
+    });
+
+  async function run(kind: 'import' | 'export' | 'delete' | 'sync', action: () => Promise<void>) {
     setBusy(kind);
     setError(null);
     try {
       await action();
     } catch (err) {
-      setError(asApiError(err).message);
+      const apiError = asApiError(err);
+      setError(apiError.platformMessage ?? apiError.message);
     } finally {
       setBusy(null);
     }
@@ -140,13 +200,20 @@ function StoreCard({ store, onChanged }: { store: StoreView; onChanged: () => vo
                 </Button>
               </>
             )}
+            {store.platform === 'woocommerce' && (
+              <Button size="small" onClick={syncNow} disabled={busy !== null} dataHook="sync-button">
+                {busy === 'sync' ? <Loader size="tiny" /> : 'Sync now'}
+              </Button>
+            )}
             <Button size="small" priority="secondary" onClick={exportFile} disabled={busy !== null} dataHook="export-button">
               {busy === 'export' ? <Loader size="tiny" /> : 'Export CSV'}
             </Button>
-            {store.platform === 'local' &&
+            {store.platform !== 'wix' &&
               (confirmDelete ? (
                 <Box gap="6px" verticalAlign="middle">
-                  <Text size="small">Delete this catalog and its products?</Text>
+                  <Text size="small">
+                    {store.platform === 'local' ? 'Delete this catalog and its products?' : 'Disconnect this store? Its products are removed from here, not from the store.'}
+                  </Text>
                   <Button size="small" skin="destructive" dataHook="confirm-delete"
                     onClick={() => run('delete', async () => { await api.deleteStore(store.id); onChanged(); })}>
                     Delete
@@ -163,6 +230,7 @@ function StoreCard({ store, onChanged }: { store: StoreView; onChanged: () => vo
           </Box>
           {error && <SectionHelper appearance="danger" dataHook="store-error">{error}</SectionHelper>}
           {report && <ImportResult report={report} />}
+          {syncs && syncs.length > 0 && <SyncHistory syncs={syncs} />}
         </Box>
       </Card.Content>
     </Card>
@@ -196,5 +264,41 @@ function ImportResult({ report }: { report: ImportReport }) {
         </table>
       )}
     </Box>
+  );
+}
+
+const TRIGGER_LABEL: Record<SyncBatch['trigger'], string> = {
+  connect: 'On connect',
+  manual: 'Sync now',
+  schedule: 'Scheduled',
+  webhook: 'Store webhook',
+};
+
+function SyncHistory({ syncs }: { syncs: SyncBatch[] }) {
+  return (
+    <table className="uo-table" data-hook="sync-history">
+      <thead>
+        <tr>
+          <th>When</th>
+          <th>Trigger</th>
+          <th>Result</th>
+          <th>Duration</th>
+        </tr>
+      </thead>
+      <tbody>
+        {syncs.slice(0, 10).map((sync) => (
+          <tr key={sync.id}>
+            <td>{new Date(sync.startedAt).toLocaleString()}</td>
+            <td>{TRIGGER_LABEL[sync.trigger]}</td>
+            <td>
+              {sync.succeeded
+                ? `${sync.fetched} read: ${sync.created} new, ${sync.updated} updated, ${sync.deleted} removed`
+                : `Failed: ${sync.error ?? 'unknown error'}`}
+            </td>
+            <td>{(sync.durationMs / 1000).toFixed(1)} s</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
