@@ -411,13 +411,19 @@ fn paging(query: &BTreeMap<String, String>) -> Result<(usize, usize), Response> 
     Ok((page, per_page))
 }
 
-fn paged(base: &str, items: Vec<Value>, page: usize, per_page: usize) -> Response {
+/// One page of `items` (only that page's JSON is copied) with WooCommerce's paging headers.
+fn paged<'a>(
+    base: &str,
+    items: impl ExactSizeIterator<Item = &'a Value>,
+    page: usize,
+    per_page: usize,
+) -> Response {
     let total = items.len();
     let pages = total.div_ceil(per_page);
     let body: Vec<Value> = items
-        .into_iter()
         .skip((page - 1) * per_page)
         .take(per_page)
+        .cloned()
         .collect();
     let mut response = Json(body).into_response();
     let headers = response.headers_mut();
@@ -487,11 +493,11 @@ async fn list_products(
     if !ascending {
         items.reverse();
     }
-    let items = items
+    let items: Vec<&Value> = items
         .into_iter()
-        .map(|(_, product)| product.json.clone())
+        .map(|(_, product)| &product.json)
         .collect();
-    paged("/wp-json/wc/v3/products", items, page, per_page)
+    paged("/wp-json/wc/v3/products", items.into_iter(), page, per_page)
 }
 
 async fn get_product(
@@ -539,7 +545,7 @@ async fn list_variations(
     {
         Some(product) => paged(
             &format!("/wp-json/wc/v3/products/{id}/variations"),
-            product.variations.clone(),
+            product.variations.iter(),
             page,
             per_page,
         ),
