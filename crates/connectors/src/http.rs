@@ -26,6 +26,15 @@ pub enum ConnectorError {
     Unreachable(String),
     #[error("the store's answer could not be read: {0}")]
     InvalidResponse(String),
+    /// The product changed in the store since the revision the caller read.
+    #[error("the product changed in the store since it was read ({code}): {message}")]
+    Conflict {
+        code: String,
+        message: String,
+        current_revision: Option<String>,
+    },
+    #[error("the store has no product {0}")]
+    NotFound(String),
 }
 
 /// Retry schedule: delays double from `base_delay` (1 s, 2 s, 4 s by default), each with up

@@ -97,6 +97,9 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(connectors::http::ConnectorError::Conflict { .. }) => {
+                StatusCode::CONFLICT
+            }
             ApiError::Store(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -139,6 +142,13 @@ impl ApiError {
                         message,
                     } => {
                         json!({ "platformStatus": status, "platformCode": code, "platformMessage": message })
+                    }
+                    E::Conflict {
+                        code,
+                        message,
+                        current_revision,
+                    } => {
+                        json!({ "platformStatus": 409, "platformCode": code, "platformMessage": message, "currentRevision": current_revision })
                     }
                     other => json!({ "platformMessage": other.to_string() }),
                 }
