@@ -36,6 +36,9 @@ pub enum StorageError {
     StoreExists,
     #[error("unsupported database URL (expected sqlite:// or postgres://): {0}")]
     UnsupportedUrl(String),
+    /// A write named a revision that is no longer the current one.
+    #[error("the record changed since revision {expected}; it is now at {current}")]
+    RevisionMismatch { expected: i64, current: i64 },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -225,6 +228,147 @@ pub struct UpsertSummary {
     pub unchanged: u64,
 }
 
+/// What a sync request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    /// Every product; products the store no longer has are removed.
+    Full,
+    /// Products changed since the store's `synced_through` instant.
+    Incremental,
+    /// One product (a webhook's), removed if the store no longer has it.
+    Single,
+}
+
+impl SyncKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncKind::Full => "full",
+            SyncKind::Incremental => "incremental",
+            SyncKind::Single => "single",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "full" => Some(SyncKind::Full),
+            "incremental" => Some(SyncKind::Incremental),
+            "single" => Some(SyncKind::Single),
+            _ => None,
+        }
+    }
+}
+
+/// Where a queued sync request is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncRequestStatus {
+    Pending,
+    Running,
+    Done,
+    Failed,
+}
+
+impl SyncRequestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncRequestStatus::Pending => "pending",
+            SyncRequestStatus::Running => "running",
+            SyncRequestStatus::Done => "done",
+            SyncRequestStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(SyncRequestStatus::Pending),
+            "running" => Some(SyncRequestStatus::Running),
+            "done" => Some(SyncRequestStatus::Done),
+            "failed" => Some(SyncRequestStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A sync to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSyncRequest {
+    pub kind: SyncKind,
+    /// `manual`, `schedule`, `webhook` or `connect`.
+    pub trigger: String,
+    /// The product's platform id, for [`SyncKind::Single`].
+    pub product_external_id: Option<String>,
+}
+
+/// A queued, running or finished sync request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub store_id: Uuid,
+    pub kind: SyncKind,
+    pub trigger: String,
+    pub product_external_id: Option<String>,
+    pub status: SyncRequestStatus,
+    /// Claims so far; the current claim's fencing token.
+    pub attempts: i64,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub not_before: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The sync batch of the last attempt.
+    pub batch_id: Option<Uuid>,
+    pub error: Option<String>,
+}
+
+/// How a claimed sync request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncOutcome {
+    Done {
+        batch_id: Uuid,
+    },
+    /// Queued again for `retry_at` (a transient failure), or failed for good when `None`.
+    Failed {
+        batch_id: Option<Uuid>,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// A store's sync settings and progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSyncState {
+    /// The store takes part in the scheduled incremental sync.
+    pub auto_sync: bool,
+    /// Changes up to this instant have been read.
+    pub synced_through: Option<DateTime<Utc>>,
+    /// When the scheduler last queued a sync for the store.
+    pub sync_scheduled_at: Option<DateTime<Utc>>,
+}
+
+/// A recorded incoming webhook delivery.
+#[derive(Debug, Clone)]
+pub struct NewWebhookEvent {
+    /// `woocommerce`, `wix`, `stripe`.
+    pub provider: String,
+    /// What makes a delivery the same delivery (the provider's delivery or event id).
+    pub dedupe_key: String,
+    pub event_type: String,
+    pub account_id: Option<Uuid>,
+    pub payload: String,
+}
+
+/// A WooCommerce key-generation request awaiting the store's callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WooAuthorization {
+    pub token_hash: String,
+    pub account_id: Uuid,
+    pub store_url: String,
+    pub name: String,
+    pub currency: String,
+    pub expires_at: DateTime<Utc>,
+    /// Set once the callback connected the store.
+    pub store_id: Option<Uuid>,
+}
+
 /// The operations the product needs from its database. Every method that reads or changes
 /// tenant data takes the owning account id and filters by it: a caller cannot reach
 /// another account's rows by guessing ids.
@@ -349,6 +493,133 @@ pub trait Storage: Send + Sync + 'static {
         account_id: Uuid,
         store_id: Option<Uuid>,
     ) -> Result<Vec<Collection>>;
+
+    /// The product of a store with this platform id.
+    async fn find_product_by_external_id(
+        &self,
+        account_id: Uuid,
+        store_id: Uuid,
+        external_id: &str,
+    ) -> Result<Option<StoredProduct>>;
+    /// Replaces a product's source record if its revision is still `expected_revision`
+    /// ([`StorageError::RevisionMismatch`] otherwise; `None` skips the check). The local
+    /// catalog's publish path: the record is the store.
+    async fn replace_product_source(
+        &self,
+        account_id: Uuid,
+        product_id: Uuid,
+        expected_revision: Option<i64>,
+        source: &SourceProduct,
+        now: DateTime<Utc>,
+    ) -> Result<StoredProduct>;
+    /// Removes one product (a store's deletion); returns whether it existed.
+    async fn remove_product(
+        &self,
+        account_id: Uuid,
+        store_id: Uuid,
+        external_id: &str,
+    ) -> Result<bool>;
+
+    async fn store_sync_state(&self, account_id: Uuid, store_id: Uuid) -> Result<StoreSyncState>;
+    async fn set_auto_sync(&self, account_id: Uuid, store_id: Uuid, enabled: bool) -> Result<()>;
+    /// Moves the store's `synced_through` forward to `through` (never back).
+    async fn mark_synced_through(
+        &self,
+        account_id: Uuid,
+        store_id: Uuid,
+        through: DateTime<Utc>,
+    ) -> Result<()>;
+    async fn set_webhook_secret(
+        &self,
+        account_id: Uuid,
+        store_id: Uuid,
+        sealed_secret: Option<&str>,
+    ) -> Result<()>;
+    /// The store a webhook names in its URL, whatever its account, with its encrypted
+    /// webhook secret. For webhook receivers, which authenticate by that secret.
+    async fn webhook_store(&self, store_id: Uuid) -> Result<Option<(Store, Option<String>)>>;
+    /// Records a webhook delivery; `false` if the same delivery was recorded before.
+    async fn record_webhook_event(
+        &self,
+        event: NewWebhookEvent,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Queues a sync. A waiting request of the same store, kind and product absorbs it (the
+    /// waiting one is returned).
+    async fn enqueue_sync(
+        &self,
+        account_id: Uuid,
+        store_id: Uuid,
+        request: NewSyncRequest,
+        now: DateTime<Utc>,
+    ) -> Result<SyncRequest>;
+    /// Claims the oldest due request (pending, or running with an expired lease) of a store
+    /// that has no other sync running, leasing it until `now + lease`. Across all accounts:
+    /// for workers only.
+    async fn claim_sync_request(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Option<SyncRequest>>;
+    /// Extends the lease of a claim still held (`attempt` is its fencing token); `false`
+    /// when the claim was lost.
+    async fn extend_sync_lease(
+        &self,
+        request_id: Uuid,
+        attempt: i64,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Ends a claim; `false` (and nothing written) when the claim was lost to another
+    /// worker after a lease expiry.
+    async fn finish_sync_request(
+        &self,
+        request_id: Uuid,
+        attempt: i64,
+        outcome: SyncOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    async fn get_sync_request(&self, account_id: Uuid, request_id: Uuid) -> Result<SyncRequest>;
+    /// The store's waiting and running requests, oldest first.
+    async fn active_sync_requests(
+        &self,
+        account_id: Uuid,
+        store_id: Uuid,
+    ) -> Result<Vec<SyncRequest>>;
+    /// Queues an incremental sync for every auto-sync store not scheduled within
+    /// `interval`; returns how many were queued.
+    async fn enqueue_scheduled_syncs(
+        &self,
+        now: DateTime<Utc>,
+        interval: chrono::Duration,
+    ) -> Result<u64>;
+
+    /// Makes `holder` the leader `name` if nobody else is (PostgreSQL: a session advisory
+    /// lock held on a dedicated connection; SQLite: a lease row valid for `ttl`). Called
+    /// again by the leader, it confirms (and on SQLite renews) the leadership.
+    async fn try_lead(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Gives up leadership `name` if `holder` has it.
+    async fn resign_lead(&self, name: &str, holder: &str) -> Result<()>;
+
+    /// Remembers a WooCommerce key-generation request.
+    async fn create_woo_authorization(
+        &self,
+        authorization: WooAuthorization,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The request with this token hash, if it has not expired.
+    async fn find_woo_authorization(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<WooAuthorization>>;
+    async fn complete_woo_authorization(&self, token_hash: &str, store_id: Uuid) -> Result<()>;
 
     /// Newest first.
     async fn list_ledger(&self, account_id: Uuid, limit: i64) -> Result<Vec<LedgerEntry>>;

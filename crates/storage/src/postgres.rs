@@ -1,10 +1,12 @@
 //! PostgreSQL, the production backend: several API and worker processes share one
 //! database, so everything that coordinates them (locks, claims, notifications) lives here.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres, Transaction};
 
 use crate::shared::impl_storage;
 use crate::{Backend, Result};
@@ -14,6 +16,21 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Clone, Debug)]
 pub struct PostgresStorage {
     pool: PgPool,
+    /// Leaderships this process holds: each is a session advisory lock, kept on its own
+    /// connection (taken out of the pool) so the lock lives exactly as long as that
+    /// session. If the connection dies, PostgreSQL releases the lock and another process
+    /// can lead.
+    leaderships: Arc<tokio::sync::Mutex<HashMap<String, (String, PgConnection)>>>,
+}
+
+/// The advisory-lock key of a leadership name: the first 8 bytes of its SHA-256, stable
+/// across processes and versions.
+fn advisory_key(name: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("ultimate-optimizer:{name}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
 }
 
 impl PostgresStorage {
@@ -23,7 +40,58 @@ impl PostgresStorage {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        Ok(PostgresStorage { pool })
+        Ok(PostgresStorage {
+            pool,
+            leaderships: Arc::default(),
+        })
+    }
+
+    /// `pg_try_advisory_lock` on a dedicated session. A leader calling again proves its
+    /// session is still alive; a dead session is dropped (its lock is gone with it) and the
+    /// lock is tried afresh.
+    async fn try_lead_impl(
+        &self,
+        name: &str,
+        holder: &str,
+        _ttl: chrono::Duration,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        let mut held = self.leaderships.lock().await;
+        if let Some((current, connection)) = held.get_mut(name) {
+            if current != holder {
+                return Ok(false);
+            }
+            if connection.ping().await.is_ok() {
+                return Ok(true);
+            }
+            held.remove(name);
+        }
+        let mut connection = self.pool.acquire().await?.detach();
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(advisory_key(name))
+            .fetch_one(&mut connection)
+            .await?;
+        if locked {
+            held.insert(name.to_owned(), (holder.to_owned(), connection));
+        } else {
+            connection.close().await.ok();
+        }
+        Ok(locked)
+    }
+
+    async fn resign_lead_impl(&self, name: &str, holder: &str) -> Result<()> {
+        let mut held = self.leaderships.lock().await;
+        if held.get(name).is_some_and(|(current, _)| current == holder) {
+            if let Some((_, mut connection)) = held.remove(name) {
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(advisory_key(name))
+                    .execute(&mut connection)
+                    .await
+                    .ok();
+                connection.close().await.ok();
+            }
+        }
+        Ok(())
     }
 
     pub fn pool(&self) -> &PgPool {

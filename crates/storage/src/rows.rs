@@ -326,3 +326,78 @@ impl TryFrom<SyncBatchRow> for crate::SyncBatch {
         })
     }
 }
+
+pub(crate) const SYNC_REQUEST_COLUMNS: &str = "id, account_id, store_id, kind, trigger, \
+    product_external_id, status, attempts, lease_expires_at, not_before, created_at, \
+    finished_at, batch_id, error";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SyncRequestRow {
+    pub id: String,
+    pub account_id: String,
+    pub store_id: String,
+    pub kind: String,
+    pub trigger: String,
+    pub product_external_id: String,
+    pub status: String,
+    pub attempts: i64,
+    pub lease_expires_at: Option<i64>,
+    pub not_before: i64,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub batch_id: Option<String>,
+    pub error: Option<String>,
+}
+
+impl TryFrom<SyncRequestRow> for crate::SyncRequest {
+    type Error = StorageError;
+
+    fn try_from(row: SyncRequestRow) -> Result<Self, Self::Error> {
+        Ok(crate::SyncRequest {
+            id: uuid(&row.id)?,
+            account_id: uuid(&row.account_id)?,
+            store_id: uuid(&row.store_id)?,
+            kind: crate::SyncKind::parse(&row.kind)
+                .ok_or_else(|| StorageError::Corrupt(format!("sync kind {:?}", row.kind)))?,
+            trigger: row.trigger,
+            product_external_id: (!row.product_external_id.is_empty())
+                .then_some(row.product_external_id),
+            status: crate::SyncRequestStatus::parse(&row.status)
+                .ok_or_else(|| StorageError::Corrupt(format!("sync status {:?}", row.status)))?,
+            attempts: row.attempts,
+            lease_expires_at: row.lease_expires_at.map(instant).transpose()?,
+            not_before: instant(row.not_before)?,
+            created_at: instant(row.created_at)?,
+            finished_at: row.finished_at.map(instant).transpose()?,
+            batch_id: row.batch_id.as_deref().map(uuid).transpose()?,
+            error: row.error,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct WooAuthorizationRow {
+    pub token_hash: String,
+    pub account_id: String,
+    pub store_url: String,
+    pub name: String,
+    pub currency: String,
+    pub expires_at: i64,
+    pub store_id: Option<String>,
+}
+
+impl TryFrom<WooAuthorizationRow> for crate::WooAuthorization {
+    type Error = StorageError;
+
+    fn try_from(row: WooAuthorizationRow) -> Result<Self, Self::Error> {
+        Ok(crate::WooAuthorization {
+            token_hash: row.token_hash,
+            account_id: uuid(&row.account_id)?,
+            store_url: row.store_url,
+            name: row.name,
+            currency: row.currency,
+            expires_at: instant(row.expires_at)?,
+            store_id: row.store_id.as_deref().map(uuid).transpose()?,
+        })
+    }
+}

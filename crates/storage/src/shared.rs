@@ -65,6 +65,20 @@ pub(crate) fn search_text(product: &domain::SourceProduct) -> String {
     text
 }
 
+/// The price product lists show: a variable product at its lowest variant price ("from").
+pub(crate) fn list_price(product: &domain::SourceProduct) -> Option<i64> {
+    product
+        .price
+        .or_else(|| {
+            product
+                .variants
+                .iter()
+                .filter_map(|v| v.price)
+                .min_by_key(|m| m.minor)
+        })
+        .map(|money| money.minor)
+}
+
 /// A LIKE pattern matching `needle` anywhere, with LIKE's wildcards escaped (`\`).
 pub(crate) fn contains_pattern(needle: &str) -> String {
     let mut pattern = String::from("%");
@@ -133,6 +147,67 @@ macro_rules! impl_storage {
                 .execute(&mut **tx)
                 .await?;
                 Ok(account)
+            }
+
+            /// Writes a changed source record over a product row (revision + 1).
+            async fn rewrite_product(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                id: &str,
+                product: &domain::SourceProduct,
+                source: &str,
+                checksum: &str,
+                now_ms: i64,
+            ) -> $crate::Result<()> {
+                sqlx::query(
+                    "UPDATE products SET title = $2, sku = $3, price_minor = $4, currency = $5, \
+                     availability = $6, published = $7, image_url = $8, variant_count = $9, \
+                     search_text = $10, source = $11, checksum = $12, revision = revision + 1, \
+                     updated_at = $13 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(&product.title)
+                .bind(&product.sku)
+                .bind($crate::shared::list_price(product))
+                .bind(&product.currency)
+                .bind(product.availability.as_str())
+                .bind(product.published)
+                .bind(product.images.first().map(|image| image.url.clone()))
+                .bind(product.variants.len() as i64)
+                .bind($crate::shared::search_text(product))
+                .bind(source)
+                .bind(checksum)
+                .bind(now_ms)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// Makes the product's collection links match its category paths.
+            async fn link_collections(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                account: &str,
+                store: &str,
+                product_id: &str,
+                product: &domain::SourceProduct,
+                cache: &mut std::collections::HashMap<String, String>,
+            ) -> $crate::Result<()> {
+                let paths = $crate::shared::category_paths(&product.categories);
+                let collection_ids = Self::collection_ids(tx, account, store, &paths, cache).await?;
+                sqlx::query("DELETE FROM product_collections WHERE product_id = $1")
+                    .bind(product_id)
+                    .execute(&mut **tx)
+                    .await?;
+                for collection_id in collection_ids {
+                    sqlx::query(
+                        "INSERT INTO product_collections (product_id, collection_id) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(product_id)
+                    .bind(collection_id)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
             }
 
             async fn fetch_plan<'e, E>(executor: E, plan_id: &str) -> $crate::Result<domain::Plan>
@@ -946,38 +1021,14 @@ macro_rules! impl_storage {
                         .map_err(|err| $crate::StorageError::Corrupt(err.to_string()))?;
                     let checksum = $crate::shared::checksum(&source);
                     let image = product.images.first().map(|image| image.url.clone());
-                    // Lists show a variable product at its lowest variant price ("from").
-                    let price = product
-                        .price
-                        .or_else(|| product.variants.iter().filter_map(|v| v.price).min_by_key(|m| m.minor))
-                        .map(|money| money.minor);
+                    let price = $crate::shared::list_price(product);
                     let product_id = match existing.get(&product.external_id) {
                         Some((_, stored)) if *stored == checksum => {
                             summary.unchanged += 1;
                             continue;
                         }
                         Some((id, _)) => {
-                            sqlx::query(
-                                "UPDATE products SET title = $2, sku = $3, price_minor = $4, currency = $5, \
-                                 availability = $6, published = $7, image_url = $8, variant_count = $9, \
-                                 search_text = $10, source = $11, checksum = $12, revision = revision + 1, \
-                                 updated_at = $13 WHERE id = $1",
-                            )
-                            .bind(id)
-                            .bind(&product.title)
-                            .bind(&product.sku)
-                            .bind(price)
-                            .bind(&product.currency)
-                            .bind(product.availability.as_str())
-                            .bind(product.published)
-                            .bind(image)
-                            .bind(product.variants.len() as i64)
-                            .bind($crate::shared::search_text(product))
-                            .bind(&source)
-                            .bind(&checksum)
-                            .bind(now_ms)
-                            .execute(&mut *tx)
-                            .await?;
+                            Self::rewrite_product(&mut tx, id, product, &source, &checksum, now_ms).await?;
                             summary.updated += 1;
                             id.clone()
                         }
@@ -1011,23 +1062,8 @@ macro_rules! impl_storage {
                             id
                         }
                     };
-                    let paths = $crate::shared::category_paths(&product.categories);
-                    let collection_ids =
-                        Self::collection_ids(&mut tx, &account, &store, &paths, &mut collections).await?;
-                    sqlx::query("DELETE FROM product_collections WHERE product_id = $1")
-                        .bind(&product_id)
-                        .execute(&mut *tx)
+                    Self::link_collections(&mut tx, &account, &store, &product_id, product, &mut collections)
                         .await?;
-                    for collection_id in collection_ids {
-                        sqlx::query(
-                            "INSERT INTO product_collections (product_id, collection_id) VALUES ($1, $2) \
-                             ON CONFLICT DO NOTHING",
-                        )
-                        .bind(&product_id)
-                        .bind(collection_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
                 }
                 tx.commit().await?;
                 Ok(summary)
@@ -1134,6 +1170,559 @@ macro_rules! impl_storage {
                     .into_iter()
                     .map($crate::Collection::try_from)
                     .collect()
+            }
+
+            async fn find_product_by_external_id(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+                external_id: &str,
+            ) -> $crate::Result<Option<$crate::StoredProduct>> {
+                let id: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM products WHERE account_id = $1 AND store_id = $2 AND external_id = $3",
+                )
+                .bind(account_id.to_string())
+                .bind(store_id.to_string())
+                .bind(external_id)
+                .fetch_optional(self.pool())
+                .await?;
+                match id {
+                    Some(id) => {
+                        let id = uuid::Uuid::parse_str(&id)
+                            .map_err(|_| $crate::StorageError::Corrupt(format!("bad id {id:?}")))?;
+                        Ok(Some(self.get_product(account_id, id).await?))
+                    }
+                    None => Ok(None),
+                }
+            }
+
+            async fn replace_product_source(
+                &self,
+                account_id: uuid::Uuid,
+                product_id: uuid::Uuid,
+                expected_revision: Option<i64>,
+                source: &domain::SourceProduct,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<$crate::StoredProduct> {
+                let mut tx = self.begin_write().await?;
+                let current: Option<(String, String, i64, String)> = sqlx::query_as(
+                    "SELECT store_id, external_id, revision, checksum FROM products \
+                     WHERE id = $1 AND account_id = $2",
+                )
+                .bind(product_id.to_string())
+                .bind(account_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((store, external_id, revision, stored_checksum)) = current else {
+                    return Err($crate::StorageError::not_found("product"));
+                };
+                if let Some(expected) = expected_revision {
+                    if expected != revision {
+                        return Err($crate::StorageError::RevisionMismatch {
+                            expected,
+                            current: revision,
+                        });
+                    }
+                }
+                let mut source = source.clone();
+                // The platform id is the row's identity; a caller cannot move a product.
+                source.external_id = external_id;
+                let json = serde_json::to_string(&source)
+                    .map_err(|err| $crate::StorageError::Corrupt(err.to_string()))?;
+                let checksum = $crate::shared::checksum(&json);
+                if checksum != stored_checksum {
+                    let id = product_id.to_string();
+                    Self::rewrite_product(&mut tx, &id, &source, &json, &checksum, $crate::rows::millis(now))
+                        .await?;
+                    let mut cache = std::collections::HashMap::new();
+                    Self::link_collections(
+                        &mut tx,
+                        &account_id.to_string(),
+                        &store,
+                        &id,
+                        &source,
+                        &mut cache,
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                self.get_product(account_id, product_id).await
+            }
+
+            async fn remove_product(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+                external_id: &str,
+            ) -> $crate::Result<bool> {
+                let removed = sqlx::query(
+                    "DELETE FROM products WHERE account_id = $1 AND store_id = $2 AND external_id = $3",
+                )
+                .bind(account_id.to_string())
+                .bind(store_id.to_string())
+                .bind(external_id)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+                Ok(removed > 0)
+            }
+
+            async fn store_sync_state(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+            ) -> $crate::Result<$crate::StoreSyncState> {
+                let row: Option<(bool, Option<i64>, Option<i64>)> = sqlx::query_as(
+                    "SELECT auto_sync, synced_through, sync_scheduled_at FROM stores \
+                     WHERE id = $1 AND account_id = $2",
+                )
+                .bind(store_id.to_string())
+                .bind(account_id.to_string())
+                .fetch_optional(self.pool())
+                .await?;
+                let (auto_sync, synced_through, scheduled) =
+                    row.ok_or_else(|| $crate::StorageError::not_found("store"))?;
+                Ok($crate::StoreSyncState {
+                    auto_sync,
+                    synced_through: synced_through.map($crate::rows::instant).transpose()?,
+                    sync_scheduled_at: scheduled.map($crate::rows::instant).transpose()?,
+                })
+            }
+
+            async fn set_auto_sync(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+                enabled: bool,
+            ) -> $crate::Result<()> {
+                let changed = sqlx::query("UPDATE stores SET auto_sync = $3 WHERE id = $1 AND account_id = $2")
+                    .bind(store_id.to_string())
+                    .bind(account_id.to_string())
+                    .bind(enabled)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected();
+                if changed == 0 {
+                    return Err($crate::StorageError::not_found("store"));
+                }
+                Ok(())
+            }
+
+            async fn mark_synced_through(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+                through: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<()> {
+                sqlx::query(
+                    "UPDATE stores SET synced_through = $3 WHERE id = $1 AND account_id = $2 \
+                     AND (synced_through IS NULL OR synced_through < $3)",
+                )
+                .bind(store_id.to_string())
+                .bind(account_id.to_string())
+                .bind($crate::rows::millis(through))
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn set_webhook_secret(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+                sealed_secret: Option<&str>,
+            ) -> $crate::Result<()> {
+                let changed = sqlx::query(
+                    "UPDATE stores SET webhook_secret_encrypted = $3 WHERE id = $1 AND account_id = $2",
+                )
+                .bind(store_id.to_string())
+                .bind(account_id.to_string())
+                .bind(sealed_secret)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    return Err($crate::StorageError::not_found("store"));
+                }
+                Ok(())
+            }
+
+            async fn webhook_store(
+                &self,
+                store_id: uuid::Uuid,
+            ) -> $crate::Result<Option<(domain::Store, Option<String>)>> {
+                let store = match self.find_store_for_operator(store_id).await {
+                    Ok(store) => store,
+                    Err($crate::StorageError::NotFound { .. }) => return Ok(None),
+                    Err(err) => return Err(err),
+                };
+                let secret: Option<String> =
+                    sqlx::query_scalar("SELECT webhook_secret_encrypted FROM stores WHERE id = $1")
+                        .bind(store_id.to_string())
+                        .fetch_optional(self.pool())
+                        .await?
+                        .flatten();
+                Ok(Some((store, secret)))
+            }
+
+            async fn record_webhook_event(
+                &self,
+                event: $crate::NewWebhookEvent,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<bool> {
+                let inserted = sqlx::query(
+                    "INSERT INTO webhook_events (id, provider, dedupe_key, event_type, account_id, \
+                     payload, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (provider, dedupe_key) DO NOTHING",
+                )
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(&event.provider)
+                .bind(&event.dedupe_key)
+                .bind(&event.event_type)
+                .bind(event.account_id.map(|id| id.to_string()))
+                .bind(&event.payload)
+                .bind($crate::rows::millis(now))
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+                Ok(inserted > 0)
+            }
+
+            async fn enqueue_sync(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+                request: $crate::NewSyncRequest,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<$crate::SyncRequest> {
+                let product = request.product_external_id.clone().unwrap_or_default();
+                let mut tx = self.begin_write().await?;
+                let owned: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM stores WHERE id = $1 AND account_id = $2")
+                        .bind(store_id.to_string())
+                        .bind(account_id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if owned.is_none() {
+                    return Err($crate::StorageError::not_found("store"));
+                }
+                let now_ms = $crate::rows::millis(now);
+                sqlx::query(
+                    "INSERT INTO sync_requests (id, account_id, store_id, kind, trigger, \
+                     product_external_id, status, attempts, not_before, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) \
+                     ON CONFLICT (store_id, kind, product_external_id) WHERE status = 'pending' DO NOTHING",
+                )
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(account_id.to_string())
+                .bind(store_id.to_string())
+                .bind(request.kind.as_str())
+                .bind(&request.trigger)
+                .bind(&product)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                let sql = format!(
+                    "SELECT {} FROM sync_requests WHERE store_id = $1 AND kind = $2 \
+                     AND product_external_id = $3 AND status = 'pending'",
+                    $crate::rows::SYNC_REQUEST_COLUMNS
+                );
+                let row = sqlx::query_as::<_, $crate::rows::SyncRequestRow>(&sql)
+                    .bind(store_id.to_string())
+                    .bind(request.kind.as_str())
+                    .bind(&product)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                row.try_into()
+            }
+
+            async fn claim_sync_request(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                lease: chrono::Duration,
+            ) -> $crate::Result<Option<$crate::SyncRequest>> {
+                let now_ms = $crate::rows::millis(now);
+                let due = "((r.status = 'pending' AND r.not_before <= $1) \
+                           OR (r.status = 'running' AND r.lease_expires_at < $1))";
+                // A store's syncs run one at a time: its products are written in one order.
+                let sql = format!(
+                    "SELECT r.id FROM sync_requests r WHERE {due} AND NOT EXISTS ( \
+                     SELECT 1 FROM sync_requests o WHERE o.store_id = r.store_id AND o.id <> r.id \
+                     AND o.status = 'running' AND o.lease_expires_at >= $1) \
+                     ORDER BY r.not_before, r.id LIMIT 8"
+                );
+                let candidates: Vec<String> = sqlx::query_scalar(&sql)
+                    .bind(now_ms)
+                    .fetch_all(self.pool())
+                    .await?;
+                for id in candidates {
+                    // The claim re-checks due-ness itself, so of two workers that picked the
+                    // same candidate exactly one wins (a row lock on PostgreSQL, the write
+                    // lock on SQLite).
+                    let claimed = sqlx::query(&format!(
+                        "UPDATE sync_requests SET status = 'running', attempts = attempts + 1, \
+                         lease_expires_at = $2 WHERE id = $3 AND {}",
+                        due.replace("r.", "")
+                    ))
+                    .bind(now_ms)
+                    .bind($crate::rows::millis(now + lease))
+                    .bind(&id)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected();
+                    if claimed == 1 {
+                        let sql = format!(
+                            "SELECT {} FROM sync_requests WHERE id = $1",
+                            $crate::rows::SYNC_REQUEST_COLUMNS
+                        );
+                        let row = sqlx::query_as::<_, $crate::rows::SyncRequestRow>(&sql)
+                            .bind(&id)
+                            .fetch_one(self.pool())
+                            .await?;
+                        return Ok(Some(row.try_into()?));
+                    }
+                }
+                Ok(None)
+            }
+
+            async fn extend_sync_lease(
+                &self,
+                request_id: uuid::Uuid,
+                attempt: i64,
+                until: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<bool> {
+                let changed = sqlx::query(
+                    "UPDATE sync_requests SET lease_expires_at = $3 \
+                     WHERE id = $1 AND attempts = $2 AND status = 'running'",
+                )
+                .bind(request_id.to_string())
+                .bind(attempt)
+                .bind($crate::rows::millis(until))
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+                Ok(changed == 1)
+            }
+
+            async fn finish_sync_request(
+                &self,
+                request_id: uuid::Uuid,
+                attempt: i64,
+                outcome: $crate::SyncOutcome,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<bool> {
+                let now_ms = $crate::rows::millis(now);
+                let query = match &outcome {
+                    $crate::SyncOutcome::Done { batch_id } => sqlx::query(
+                        "UPDATE sync_requests SET status = 'done', lease_expires_at = NULL, \
+                         finished_at = $3, batch_id = $4, error = NULL \
+                         WHERE id = $1 AND attempts = $2 AND status = 'running'",
+                    )
+                    .bind(request_id.to_string())
+                    .bind(attempt)
+                    .bind(now_ms)
+                    .bind(batch_id.to_string()),
+                    $crate::SyncOutcome::Failed { batch_id, error, retry_at: Some(retry_at) } => {
+                        sqlx::query(
+                            "UPDATE sync_requests SET status = 'pending', lease_expires_at = NULL, \
+                             not_before = $3, batch_id = $4, error = $5 \
+                             WHERE id = $1 AND attempts = $2 AND status = 'running'",
+                        )
+                        .bind(request_id.to_string())
+                        .bind(attempt)
+                        .bind($crate::rows::millis(*retry_at))
+                        .bind(batch_id.map(|id| id.to_string()))
+                        .bind(error)
+                    }
+                    $crate::SyncOutcome::Failed { batch_id, error, retry_at: None } => sqlx::query(
+                        "UPDATE sync_requests SET status = 'failed', lease_expires_at = NULL, \
+                         finished_at = $3, batch_id = $4, error = $5 \
+                         WHERE id = $1 AND attempts = $2 AND status = 'running'",
+                    )
+                    .bind(request_id.to_string())
+                    .bind(attempt)
+                    .bind(now_ms)
+                    .bind(batch_id.map(|id| id.to_string()))
+                    .bind(error),
+                };
+                match query.execute(self.pool()).await {
+                    Ok(done) => Ok(done.rows_affected() == 1),
+                    // Re-queueing while another request for the same sync waits: that one
+                    // will do the work, so this one ends as failed.
+                    Err(err) if $crate::shared::is_unique_violation(&err) => {
+                        let error = match outcome {
+                            $crate::SyncOutcome::Failed { error, .. } => error,
+                            $crate::SyncOutcome::Done { .. } => String::new(),
+                        };
+                        let done = sqlx::query(
+                            "UPDATE sync_requests SET status = 'failed', lease_expires_at = NULL, \
+                             finished_at = $3, error = $4 \
+                             WHERE id = $1 AND attempts = $2 AND status = 'running'",
+                        )
+                        .bind(request_id.to_string())
+                        .bind(attempt)
+                        .bind(now_ms)
+                        .bind(error)
+                        .execute(self.pool())
+                        .await?;
+                        Ok(done.rows_affected() == 1)
+                    }
+                    Err(err) => Err(err.into()),
+                }
+            }
+
+            async fn get_sync_request(
+                &self,
+                account_id: uuid::Uuid,
+                request_id: uuid::Uuid,
+            ) -> $crate::Result<$crate::SyncRequest> {
+                let sql = format!(
+                    "SELECT {} FROM sync_requests WHERE id = $1 AND account_id = $2",
+                    $crate::rows::SYNC_REQUEST_COLUMNS
+                );
+                sqlx::query_as::<_, $crate::rows::SyncRequestRow>(&sql)
+                    .bind(request_id.to_string())
+                    .bind(account_id.to_string())
+                    .fetch_optional(self.pool())
+                    .await?
+                    .ok_or_else(|| $crate::StorageError::not_found("sync request"))?
+                    .try_into()
+            }
+
+            async fn active_sync_requests(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+            ) -> $crate::Result<Vec<$crate::SyncRequest>> {
+                let sql = format!(
+                    "SELECT {} FROM sync_requests WHERE account_id = $1 AND store_id = $2 \
+                     AND status IN ('pending', 'running') ORDER BY created_at, id LIMIT 100",
+                    $crate::rows::SYNC_REQUEST_COLUMNS
+                );
+                sqlx::query_as::<_, $crate::rows::SyncRequestRow>(&sql)
+                    .bind(account_id.to_string())
+                    .bind(store_id.to_string())
+                    .fetch_all(self.pool())
+                    .await?
+                    .into_iter()
+                    .map($crate::SyncRequest::try_from)
+                    .collect()
+            }
+
+            async fn enqueue_scheduled_syncs(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                interval: chrono::Duration,
+            ) -> $crate::Result<u64> {
+                let now_ms = $crate::rows::millis(now);
+                let due_before = $crate::rows::millis(now - interval);
+                let due: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT id, account_id FROM stores WHERE auto_sync = TRUE \
+                     AND platform <> 'local' \
+                     AND (sync_scheduled_at IS NULL OR sync_scheduled_at <= $1) ORDER BY id",
+                )
+                .bind(due_before)
+                .fetch_all(self.pool())
+                .await?;
+                let mut queued = 0;
+                for (store_id, account_id) in due {
+                    let mut tx = self.begin_write().await?;
+                    // Conditional: of two schedulers racing, one marks and queues.
+                    let marked = sqlx::query(
+                        "UPDATE stores SET sync_scheduled_at = $2 WHERE id = $1 \
+                         AND (sync_scheduled_at IS NULL OR sync_scheduled_at <= $3)",
+                    )
+                    .bind(&store_id)
+                    .bind(now_ms)
+                    .bind(due_before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if marked == 1 {
+                        queued += sqlx::query(
+                            "INSERT INTO sync_requests (id, account_id, store_id, kind, trigger, \
+                             product_external_id, status, attempts, not_before, created_at) \
+                             VALUES ($1, $2, $3, 'incremental', 'schedule', '', 'pending', 0, $4, $4) \
+                             ON CONFLICT (store_id, kind, product_external_id) WHERE status = 'pending' \
+                             DO NOTHING",
+                        )
+                        .bind(uuid::Uuid::now_v7().to_string())
+                        .bind(&account_id)
+                        .bind(&store_id)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    }
+                    tx.commit().await?;
+                }
+                Ok(queued)
+            }
+
+            async fn try_lead(
+                &self,
+                name: &str,
+                holder: &str,
+                ttl: chrono::Duration,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<bool> {
+                self.try_lead_impl(name, holder, ttl, now).await
+            }
+
+            async fn resign_lead(&self, name: &str, holder: &str) -> $crate::Result<()> {
+                self.resign_lead_impl(name, holder).await
+            }
+
+            async fn create_woo_authorization(
+                &self,
+                authorization: $crate::WooAuthorization,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO woocommerce_authorizations (token_hash, account_id, store_url, name, \
+                     currency, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&authorization.token_hash)
+                .bind(authorization.account_id.to_string())
+                .bind(&authorization.store_url)
+                .bind(&authorization.name)
+                .bind(&authorization.currency)
+                .bind($crate::rows::millis(now))
+                .bind($crate::rows::millis(authorization.expires_at))
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn find_woo_authorization(
+                &self,
+                token_hash: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<Option<$crate::WooAuthorization>> {
+                sqlx::query_as::<_, $crate::rows::WooAuthorizationRow>(
+                    "SELECT token_hash, account_id, store_url, name, currency, expires_at, store_id \
+                     FROM woocommerce_authorizations WHERE token_hash = $1 AND expires_at > $2",
+                )
+                .bind(token_hash)
+                .bind($crate::rows::millis(now))
+                .fetch_optional(self.pool())
+                .await?
+                .map($crate::WooAuthorization::try_from)
+                .transpose()
+            }
+
+            async fn complete_woo_authorization(
+                &self,
+                token_hash: &str,
+                store_id: uuid::Uuid,
+            ) -> $crate::Result<()> {
+                sqlx::query("UPDATE woocommerce_authorizations SET store_id = $2 WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .bind(store_id.to_string())
+                    .execute(self.pool())
+                    .await?;
+                Ok(())
             }
 
             async fn list_ledger(

@@ -52,6 +52,40 @@ impl SqliteStorage {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Leadership on SQLite is a lease row: processes sharing the file see the same row,
+    /// and a leader that stops renewing loses it after `ttl`.
+    async fn try_lead_impl(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: chrono::Duration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        let taken = sqlx::query(
+            "INSERT INTO leader_leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+             WHERE leader_leases.holder = excluded.holder OR leader_leases.expires_at < $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind((now + ttl).timestamp_millis())
+        .bind(now.timestamp_millis())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(taken == 1)
+    }
+
+    async fn resign_lead_impl(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leader_leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn run_migrations(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())

@@ -8,8 +8,9 @@ use domain::{
     default_plans, Availability, BillingSource, LedgerReason, Money, Plan, Platform, SourceProduct,
 };
 use storage::{
-    NewLoginLink, NewRefreshToken, NewStore, NewUser, ProductQuery, RefreshOutcome, Storage,
-    StorageError, SyncBatch, TokenReplacement,
+    NewLoginLink, NewRefreshToken, NewStore, NewSyncRequest, NewUser, NewWebhookEvent,
+    ProductQuery, RefreshOutcome, Storage, StorageError, SyncBatch, SyncKind, SyncOutcome,
+    SyncRequestStatus, TokenReplacement, WooAuthorization,
 };
 use testkit::TestDatabase;
 use uuid::Uuid;
@@ -67,6 +68,12 @@ conformance!(
     stores_are_unique_per_platform_and_delete_their_catalog,
     tenants_cannot_reach_each_others_catalog,
     full_sync_bookkeeping_is_scoped_to_the_store,
+    sync_requests_dedupe_claim_fence_and_finish,
+    scheduled_syncs_are_queued_once_per_interval,
+    local_product_source_is_replaced_only_at_its_revision,
+    webhook_deliveries_are_recorded_once,
+    woocommerce_authorizations_expire_and_complete,
+    tenants_cannot_reach_each_others_syncs,
 );
 
 fn new_user(email: &str) -> NewUser {
@@ -990,6 +997,541 @@ async fn full_sync_bookkeeping_is_scoped_to_the_store(storage: Arc<dyn Storage>)
     );
     assert!(matches!(
         storage.store_credentials(other_account, store).await,
+        Err(StorageError::NotFound { .. })
+    ));
+}
+
+fn sync_request(kind: SyncKind, product: Option<&str>) -> NewSyncRequest {
+    NewSyncRequest {
+        kind,
+        trigger: if product.is_some() {
+            "webhook"
+        } else {
+            "manual"
+        }
+        .into(),
+        product_external_id: product.map(str::to_owned),
+    }
+}
+
+async fn sync_requests_dedupe_claim_fence_and_finish(storage: Arc<dyn Storage>) {
+    let (account, store) = local_store(&storage, "queue@example.com").await;
+    let (_, other_store) = local_store(&storage, "queue2@example.com").await;
+    let now = Utc::now();
+    let lease = Duration::minutes(5);
+
+    let full = storage
+        .enqueue_sync(account, store, sync_request(SyncKind::Full, None), now)
+        .await
+        .unwrap();
+    let again = storage
+        .enqueue_sync(account, store, sync_request(SyncKind::Full, None), now)
+        .await
+        .unwrap();
+    assert_eq!(full.id, again.id, "a waiting full sync absorbs the second");
+    let single = storage
+        .enqueue_sync(
+            account,
+            store,
+            sync_request(SyncKind::Single, Some("42")),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_ne!(single.id, full.id);
+    assert_eq!(single.product_external_id.as_deref(), Some("42"));
+    assert_eq!(
+        storage
+            .active_sync_requests(account, store)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let claimed = storage
+        .claim_sync_request(now, lease)
+        .await
+        .unwrap()
+        .expect("the oldest request is due");
+    assert_eq!(claimed.id, full.id);
+    assert_eq!(claimed.status, SyncRequestStatus::Running);
+    assert_eq!(claimed.attempts, 1);
+    assert!(
+        storage
+            .claim_sync_request(now, lease)
+            .await
+            .unwrap()
+            .is_none(),
+        "the store's other request waits while one of its syncs runs"
+    );
+    // While it runs, a new full request queues behind it.
+    let queued_behind = storage
+        .enqueue_sync(account, store, sync_request(SyncKind::Full, None), now)
+        .await
+        .unwrap();
+    assert_ne!(queued_behind.id, full.id);
+
+    // The lease expires: another worker takes the request over; the first is fenced off.
+    let later = now + Duration::minutes(6);
+    let taken_over = storage
+        .claim_sync_request(later, lease)
+        .await
+        .unwrap()
+        .expect("expired lease is claimable");
+    assert_eq!(taken_over.id, full.id);
+    assert_eq!(taken_over.attempts, 2);
+    let batch_id = Uuid::now_v7();
+    assert!(!storage
+        .extend_sync_lease(full.id, 1, later + lease)
+        .await
+        .unwrap());
+    assert!(!storage
+        .finish_sync_request(full.id, 1, SyncOutcome::Done { batch_id }, later)
+        .await
+        .unwrap());
+    assert!(storage
+        .extend_sync_lease(full.id, 2, later + lease)
+        .await
+        .unwrap());
+    assert!(storage
+        .finish_sync_request(full.id, 2, SyncOutcome::Done { batch_id }, later)
+        .await
+        .unwrap());
+    let done = storage.get_sync_request(account, full.id).await.unwrap();
+    assert_eq!(done.status, SyncRequestStatus::Done);
+    assert_eq!(done.batch_id, Some(batch_id));
+
+    // A transient failure goes back to waiting until its retry time.
+    let next = storage
+        .claim_sync_request(later, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.id, single.id);
+    let retry_at = later + Duration::minutes(1);
+    assert!(storage
+        .finish_sync_request(
+            single.id,
+            next.attempts,
+            SyncOutcome::Failed {
+                batch_id: None,
+                error: "store unreachable".into(),
+                retry_at: Some(retry_at),
+            },
+            later,
+        )
+        .await
+        .unwrap());
+    let waiting = storage.get_sync_request(account, single.id).await.unwrap();
+    assert_eq!(waiting.status, SyncRequestStatus::Pending);
+    assert_eq!(waiting.error.as_deref(), Some("store unreachable"));
+    let third = storage
+        .claim_sync_request(later, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.id, queued_behind.id, "the retry is not due yet");
+    assert!(storage
+        .finish_sync_request(
+            third.id,
+            third.attempts,
+            SyncOutcome::Failed {
+                batch_id: None,
+                error: "refused".into(),
+                retry_at: None,
+            },
+            later,
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        storage
+            .get_sync_request(account, third.id)
+            .await
+            .unwrap()
+            .status,
+        SyncRequestStatus::Failed
+    );
+    let retried = storage
+        .claim_sync_request(retry_at, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(retried.id, single.id);
+    assert_eq!(retried.attempts, 2);
+    assert!(storage
+        .claim_sync_request(retry_at, lease)
+        .await
+        .unwrap()
+        .is_none());
+    let _ = other_store;
+}
+
+async fn scheduled_syncs_are_queued_once_per_interval(storage: Arc<dyn Storage>) {
+    let (account, local) = local_store(&storage, "sched@example.com").await;
+    let woo = storage
+        .create_store(
+            account,
+            NewStore {
+                platform: Platform::Woocommerce,
+                external_id: "https://sched.example".into(),
+                name: "Woo".into(),
+                currency: "USD".into(),
+                credentials_encrypted: Some("sealed".into()),
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let quiet = storage
+        .create_store(
+            account,
+            NewStore {
+                platform: Platform::Woocommerce,
+                external_id: "https://quiet.example".into(),
+                name: "Quiet".into(),
+                currency: "USD".into(),
+                credentials_encrypted: Some("sealed".into()),
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    storage.set_auto_sync(account, woo.id, true).await.unwrap();
+    storage.set_auto_sync(account, local, true).await.unwrap();
+    assert!(
+        storage
+            .store_sync_state(account, woo.id)
+            .await
+            .unwrap()
+            .auto_sync
+    );
+    assert!(
+        !storage
+            .store_sync_state(account, quiet.id)
+            .await
+            .unwrap()
+            .auto_sync
+    );
+
+    let interval = Duration::minutes(15);
+    let now = Utc::now();
+    assert_eq!(
+        storage
+            .enqueue_scheduled_syncs(now, interval)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        storage
+            .enqueue_scheduled_syncs(now + Duration::minutes(5), interval)
+            .await
+            .unwrap(),
+        0,
+        "not again within the interval"
+    );
+    let active = storage.active_sync_requests(account, woo.id).await.unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].kind, SyncKind::Incremental);
+    assert_eq!(active[0].trigger, "schedule");
+    assert!(storage
+        .active_sync_requests(account, quiet.id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(storage
+        .active_sync_requests(account, local)
+        .await
+        .unwrap()
+        .is_empty());
+    // The next interval: the store is due again, but its request is still waiting.
+    assert_eq!(
+        storage
+            .enqueue_scheduled_syncs(now + Duration::minutes(16), interval)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        storage
+            .active_sync_requests(account, woo.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let through = now - Duration::minutes(1);
+    storage
+        .mark_synced_through(account, woo.id, through)
+        .await
+        .unwrap();
+    storage
+        .mark_synced_through(account, woo.id, through - Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        storage
+            .store_sync_state(account, woo.id)
+            .await
+            .unwrap()
+            .synced_through
+            .map(|t| t.timestamp_millis()),
+        Some(through.timestamp_millis()),
+        "synced_through never moves back"
+    );
+}
+
+async fn local_product_source_is_replaced_only_at_its_revision(storage: Arc<dyn Storage>) {
+    let (account, store) = local_store(&storage, "local@example.com").await;
+    storage
+        .upsert_products(
+            account,
+            store,
+            &[product("p1", "Old Title", &["Home"])],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let stored = storage
+        .find_product_by_external_id(account, store, "p1")
+        .await
+        .unwrap()
+        .expect("found by platform id");
+    assert!(storage
+        .find_product_by_external_id(account, store, "nope")
+        .await
+        .unwrap()
+        .is_none());
+
+    let mut changed = stored.source.clone();
+    changed.title = "New Title 🌿 עברית &amp;".into();
+    changed.categories = vec!["Garden > Tools".into()];
+    let replaced = storage
+        .replace_product_source(
+            account,
+            stored.id,
+            Some(stored.revision),
+            &changed,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.revision, stored.revision + 1);
+    assert_eq!(replaced.source.title, "New Title 🌿 עברית &amp;");
+    let collections = storage
+        .list_collections(account, Some(store))
+        .await
+        .unwrap();
+    let tools = collections
+        .iter()
+        .find(|c| c.path == "Garden > Tools")
+        .expect("collections follow the new categories");
+    assert!(replaced.collection_ids.contains(&tools.id));
+    let page = storage
+        .list_products(
+            account,
+            &ProductQuery {
+                search: Some("new title".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1, "search sees the new title");
+
+    match storage
+        .replace_product_source(
+            account,
+            stored.id,
+            Some(stored.revision),
+            &changed,
+            Utc::now(),
+        )
+        .await
+    {
+        Err(StorageError::RevisionMismatch { expected, current }) => {
+            assert_eq!((expected, current), (stored.revision, stored.revision + 1));
+        }
+        other => panic!("stale revision must be refused, got {other:?}"),
+    }
+    let same = storage
+        .replace_product_source(account, stored.id, None, &changed, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        same.revision, replaced.revision,
+        "an identical record is no change"
+    );
+
+    assert!(storage.remove_product(account, store, "p1").await.unwrap());
+    assert!(!storage.remove_product(account, store, "p1").await.unwrap());
+}
+
+async fn webhook_deliveries_are_recorded_once(storage: Arc<dyn Storage>) {
+    let (account, store) = local_store(&storage, "hooks@example.com").await;
+    let event = || NewWebhookEvent {
+        provider: "woocommerce".into(),
+        dedupe_key: format!("{store}:delivery-1"),
+        event_type: "product.updated".into(),
+        account_id: Some(account),
+        payload: "{}".into(),
+    };
+    assert!(storage
+        .record_webhook_event(event(), Utc::now())
+        .await
+        .unwrap());
+    assert!(!storage
+        .record_webhook_event(event(), Utc::now())
+        .await
+        .unwrap());
+
+    storage
+        .set_webhook_secret(account, store, Some("sealed-secret"))
+        .await
+        .unwrap();
+    let (found, secret) = storage.webhook_store(store).await.unwrap().unwrap();
+    assert_eq!(found.id, store);
+    assert_eq!(secret.as_deref(), Some("sealed-secret"));
+    assert!(storage
+        .webhook_store(Uuid::now_v7())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn woocommerce_authorizations_expire_and_complete(storage: Arc<dyn Storage>) {
+    let (account, store) = local_store(&storage, "auth@example.com").await;
+    let now = Utc::now();
+    storage
+        .create_woo_authorization(
+            WooAuthorization {
+                token_hash: "hash-1".into(),
+                account_id: account,
+                store_url: "https://shop.example".into(),
+                name: "Shop".into(),
+                currency: "EUR".into(),
+                expires_at: now + Duration::minutes(30),
+                store_id: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let found = storage
+        .find_woo_authorization("hash-1", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.store_url, "https://shop.example");
+    assert_eq!(found.store_id, None);
+    assert!(storage
+        .find_woo_authorization("hash-1", now + Duration::minutes(31))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(storage
+        .find_woo_authorization("other", now)
+        .await
+        .unwrap()
+        .is_none());
+    storage
+        .complete_woo_authorization("hash-1", store)
+        .await
+        .unwrap();
+    assert_eq!(
+        storage
+            .find_woo_authorization("hash-1", now)
+            .await
+            .unwrap()
+            .unwrap()
+            .store_id,
+        Some(store)
+    );
+}
+
+async fn tenants_cannot_reach_each_others_syncs(storage: Arc<dyn Storage>) {
+    let (alice, alice_store) = local_store(&storage, "alice-sync@example.com").await;
+    let (bob, _) = local_store(&storage, "bob-sync@example.com").await;
+    let request = storage
+        .enqueue_sync(
+            alice,
+            alice_store,
+            sync_request(SyncKind::Full, None),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        storage
+            .enqueue_sync(
+                bob,
+                alice_store,
+                sync_request(SyncKind::Full, None),
+                Utc::now()
+            )
+            .await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert!(matches!(
+        storage.get_sync_request(bob, request.id).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert!(storage
+        .active_sync_requests(bob, alice_store)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        storage.set_auto_sync(bob, alice_store, true).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert!(matches!(
+        storage.store_sync_state(bob, alice_store).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert!(matches!(
+        storage
+            .set_webhook_secret(bob, alice_store, Some("x"))
+            .await,
+        Err(StorageError::NotFound { .. })
+    ));
+    storage
+        .upsert_products(
+            alice,
+            alice_store,
+            &[product("a1", "Alice only", &[])],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert!(storage
+        .find_product_by_external_id(bob, alice_store, "a1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!storage
+        .remove_product(bob, alice_store, "a1")
+        .await
+        .unwrap());
+    let alice_product = storage
+        .find_product_by_external_id(alice, alice_store, "a1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        storage
+            .replace_product_source(
+                bob,
+                alice_product.id,
+                None,
+                &alice_product.source,
+                Utc::now()
+            )
+            .await,
         Err(StorageError::NotFound { .. })
     ));
 }
