@@ -781,3 +781,145 @@ async fn plain_http_is_refused_except_to_loopback() {
     ));
     assert!(WixClient::new(WixConfig::new("app", "secret", "inst-http")).is_ok());
 }
+
+/// The fake holds clients to Wix's rules (reference §7), so the tests above cannot pass
+/// against a lenient fake: checked here with raw HTTP.
+#[tokio::test]
+async fn the_fake_enforces_wix_protocol_rules() {
+    let instance = "inst-protocol";
+    let fake = fake_with(instance, wix_api::CatalogVersion::V3Catalog).await;
+    fake.seed(instance, &products(3), at(9));
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", fake.base_url);
+    let minted: serde_json::Value = http
+        .post(url("/oauth2/token"))
+        .json(&serde_json::json!({"grant_type": "client_credentials", "client_id": fake.app_id, "client_secret": fake.app_secret, "instance_id": instance}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(minted["token_type"], "Bearer");
+    assert_eq!(minted["expires_in"], 14_400);
+    let token = minted["access_token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("OauthNG.JWS."));
+
+    let post = |path: &str, body: serde_json::Value, auth: Option<String>| {
+        let mut request = http.post(url(path)).json(&body);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        request.send()
+    };
+    let unauthenticated = post("/stores/v3/products/query", serde_json::json!({}), None)
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    assert!(unauthenticated.headers().contains_key("x-wix-request-id"));
+    let body: serde_json::Value = unauthenticated.json().await.unwrap();
+    assert!(
+        body["details"]["applicationError"]["code"].is_string(),
+        "{body}"
+    );
+
+    let bearer = Some(format!("Bearer {token}"));
+    let plain: serde_json::Value = post(
+        "/stores/v3/products/query",
+        serde_json::json!({"query": {"cursorPaging": {"limit": 2}}}),
+        bearer.clone(),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let first = &plain["products"][0];
+    assert!(first.get("plainDescription").is_none() && first.get("currency").is_none());
+    assert!(
+        first["media"].get("itemsInfo").is_none() && first.get("directCategoriesInfo").is_none()
+    );
+    assert!(
+        first.get("variantsInfo").is_none(),
+        "queries carry no variants"
+    );
+    assert_eq!(plain["pagingMetadata"]["hasNext"], true);
+    assert!(plain["pagingMetadata"].get("total").is_none());
+
+    let too_big = post(
+        "/stores/v3/products/query",
+        serde_json::json!({"query": {"cursorPaging": {"limit": 101}}}),
+        Some(token.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(too_big.status(), 400);
+    let nested = post(
+        "/categories/v1/categories/query",
+        serde_json::json!({"query": {"treeReference": {"appNamespace": "@wix/stores"}}}),
+        Some(token.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(nested.status(), 400);
+    assert!(nested
+        .text()
+        .await
+        .unwrap()
+        .contains("treeReference must not be empty"));
+    let empty_bulk = post(
+        "/stores/v3/bulk/products/update",
+        serde_json::json!({"products": []}),
+        Some(token.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(empty_bulk.status(), 400);
+    let v1_on_v3 = post(
+        "/stores/v1/products/query",
+        serde_json::json!({"query": {}}),
+        Some(token.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v1_on_v3.status(), 428);
+    let no_revision = http
+        .patch(url(&format!(
+            "/stores/v3/products/{}",
+            fake.product_ids(instance)[0]
+        )))
+        .header("authorization", token.as_str())
+        .json(&serde_json::json!({"product": {"name": "No revision"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_revision.status(), 400);
+
+    fake.add_instance("inst-protocol-v1", wix_api::CatalogVersion::V1Catalog);
+    let v1_token: serde_json::Value = http
+        .post(url("/oauth2/token"))
+        .json(&serde_json::json!({"grant_type": "client_credentials", "client_id": fake.app_id, "client_secret": fake.app_secret, "instance_id": "inst-protocol-v1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let v1_token = v1_token["access_token"].as_str().map(str::to_owned);
+    let object_filter = post(
+        "/stores/v1/products/query",
+        serde_json::json!({"query": {"filter": {"id": "x"}}}),
+        v1_token.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(object_filter.status(), 400, "V1 filters are JSON strings");
+    let string_filter = post(
+        "/stores/v1/products/query",
+        serde_json::json!({"query": {"filter": "{\"id\":\"x\"}"}}),
+        v1_token,
+    )
+    .await
+    .unwrap();
+    assert_eq!(string_filter.status(), 200);
+}
