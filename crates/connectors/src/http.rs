@@ -59,7 +59,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn backoff(&self, attempt: u32) -> Duration {
+    /// The delay before retry number `attempt` (0-based).
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let base = self.base_delay.saturating_mul(1 << attempt.min(16));
         let jitter = rand::thread_rng().gen_range(0.0..0.25);
         base.mul_f64(1.0 + jitter).min(self.max_delay)

@@ -1,11 +1,13 @@
 //! Store connectors. Every platform's products are mapped into the platform-neutral
 //! [`domain::SourceProduct`] and reached through one [`catalog::Catalog`] interface: the
-//! local catalog's CSV formats ([`csv`]) and the WooCommerce REST API ([`woocommerce`]),
-//! whose HTTP calls go through one resilient client ([`http`]).
+//! local catalog's CSV formats ([`csv`]), Wix Stores on Catalog V3 and V1 ([`wix`]) and the
+//! WooCommerce REST API ([`woocommerce`]), whose HTTP calls go through one resilient client
+//! ([`http`]).
 
 pub mod catalog;
 pub mod csv;
 pub mod http;
+pub mod wix;
 pub mod woocommerce;
 
 pub use catalog::{

@@ -1,9 +1,10 @@
 //! Test infrastructure shared by every crate's tests: throwaway databases on both backends
-//! ([`db`]), a signer for Wix dashboard instances ([`wix`]) and a faithful fake of the
-//! WooCommerce REST API ([`woocommerce`]).
+//! ([`db`]), a signer for Wix dashboard instances ([`wix`]) and faithful fakes of the Wix
+//! REST API ([`wix_api`]) and the WooCommerce REST API ([`woocommerce`]).
 
 pub mod db;
 pub mod wix;
+pub mod wix_api;
 pub mod woocommerce;
 
 pub use db::{postgres_test_url, TestDatabase};
