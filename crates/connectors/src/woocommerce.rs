@@ -2,6 +2,19 @@
 //! Basic auth (consumer key and secret), products read 100 per page in id order with the
 //! page count from `X-WP-TotalPages`, incremental reads by `modified_after` in GMT, and the
 //! variations of variable products fetched at most 10 at a time.
+//!
+//! The client implements [`crate::Catalog`] ([`catalog`]), reads and writes the SEO plugin's
+//! title and description ([`seo`]), registers product webhooks and verifies their signatures
+//! ([`webhooks`]), and builds the key-generation flow's URL and callback type ([`auth`]).
+
+pub mod auth;
+mod catalog;
+pub mod seo;
+pub mod webhooks;
+
+pub use auth::{authorize_url, AuthorizeCallback, KeyScope};
+pub use seo::SeoPlugin;
+pub use webhooks::{verify_webhook_signature, Webhook, PRODUCT_TOPICS};
 
 use std::sync::Arc;
 
@@ -59,6 +72,11 @@ pub struct WooCommerceClient {
     consumer_secret: String,
     retry: RetryPolicy,
     permits: Arc<Semaphore>,
+    /// WooCommerce answers prices without a currency; the store's currency, "USD" unless set.
+    currency: String,
+    /// The store's SEO plugin, found once ([`WooCommerceClient::detect_seo_plugin`]) for
+    /// products that carry no SEO meta yet.
+    store_seo: Arc<tokio::sync::OnceCell<SeoPlugin>>,
 }
 
 impl std::fmt::Debug for WooCommerceClient {
@@ -99,7 +117,7 @@ pub struct WooAttribute {
     pub option: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct WooMeta {
     pub key: String,
     #[serde(default)]
@@ -215,7 +233,16 @@ impl WooCommerceClient {
             consumer_secret: consumer_secret.trim().to_owned(),
             retry: options.retry,
             permits: Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS)),
+            currency: "USD".to_owned(),
+            store_seo: Arc::new(tokio::sync::OnceCell::new()),
         })
+    }
+
+    /// The store's currency (WooCommerce's `woocommerce_currency` setting), used for the
+    /// prices of products read through [`crate::Catalog`].
+    pub fn with_currency(mut self, currency: &str) -> Self {
+        currency.trim().clone_into(&mut self.currency);
+        self
     }
 
     async fn get(
@@ -223,20 +250,47 @@ impl WooCommerceClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<reqwest::Response, ConnectorError> {
+        self.send(reqwest::Method::GET, path, query, None, true)
+            .await
+    }
+
+    /// One API call under the per-store concurrency limit. `retry` is false for calls that
+    /// are not idempotent (creating a webhook twice makes two).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+        retry: bool,
+    ) -> Result<reqwest::Response, ConnectorError> {
         let _permit = self
             .permits
             .acquire()
             .await
-            .expect("semaphore is never closed");
+            .map_err(|_| ConnectorError::Unreachable("the client is shutting down".into()))?;
         let url = format!("{}/wp-json/wc/v3{path}", self.base);
+        let policy = if retry {
+            self.retry
+        } else {
+            RetryPolicy {
+                max_retries: 0,
+                ..self.retry
+            }
+        };
         send_with_retries(
-            &self.retry,
+            &policy,
             || {
-                self.http
-                    .get(&url)
+                let request = self
+                    .http
+                    .request(method.clone(), &url)
                     .query(query)
                     .basic_auth(&self.consumer_key, Some(&self.consumer_secret))
-                    .header(reqwest::header::ACCEPT, "application/json")
+                    .header(reqwest::header::ACCEPT, "application/json");
+                match body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
             },
             |status, body| async move { platform_error(status, &body) },
         )
@@ -447,13 +501,16 @@ pub fn to_source(
             }
         })
         .collect();
+    let (seo_title, seo_description) = SeoPlugin::detect(&product.meta_data)
+        .map(|plugin| plugin.read(&product.meta_data))
+        .unwrap_or_default();
     SourceProduct {
         external_id: product.id.to_string(),
         title: product.name,
         description_html: product.description,
         short_description: product.short_description,
-        seo_title: None,
-        seo_description: None,
+        seo_title,
+        seo_description,
         info_sections: Vec::new(),
         sku: non_empty(&product.sku),
         gtin: product.global_unique_id.as_deref().and_then(non_empty),

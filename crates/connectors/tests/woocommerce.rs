@@ -228,3 +228,722 @@ async fn transient_failures_are_retried_and_retry_after_is_honoured() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+// ---- Catalog, SEO, webhooks and key generation ----
+
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use connectors::woocommerce::{
+    authorize_url, verify_webhook_signature, AuthorizeCallback, KeyScope, SeoPlugin,
+};
+use connectors::{list_all, Catalog, ContentUpdate, ProductUpdate};
+use domain::ProductImage;
+use testkit::woocommerce::{AuthDecision, SeoPlugin as FakeSeo};
+
+const BATCH: &str = "/wp-json/wc/v3/products/batch";
+const PRODUCTS: &str = "/wp-json/wc/v3/products";
+
+/// A tiny HTTP receiver that records every request and answers with a status the test sets.
+struct Receiver {
+    url: String,
+    status: Arc<AtomicU16>,
+    received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Receiver {
+    async fn start(status: u16) -> Self {
+        let status = Arc::new(AtomicU16::new(status));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (answer, log) = (status.clone(), received.clone());
+        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+            let (answer, log) = (answer.clone(), log.clone());
+            async move {
+                log.lock().unwrap().push((headers, body));
+                StatusCode::from_u16(answer.load(Ordering::SeqCst)).unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.ok();
+        });
+        Receiver {
+            url,
+            status,
+            received,
+            server,
+        }
+    }
+
+    fn requests(&self) -> Vec<(HeaderMap, Bytes)> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn simple(id: i64, title: &str) -> SourceProduct {
+    let mut product = sample()[2].clone();
+    product.external_id = id.to_string();
+    product.title = title.to_owned();
+    product.seo_title = None;
+    product.seo_description = None;
+    product
+}
+
+fn content(title: &str) -> ContentUpdate {
+    ContentUpdate {
+        title: Some(title.to_owned()),
+        ..Default::default()
+    }
+}
+
+fn change(id: &str, revision: Option<String>, update: ContentUpdate) -> ProductUpdate {
+    ProductUpdate {
+        external_id: id.to_owned(),
+        expected_revision: revision,
+        update,
+    }
+}
+
+#[tokio::test]
+async fn catalog_lists_by_page_cursor_and_gets_products() {
+    let fake = FakeWooCommerce::start().await;
+    let many: Vec<SourceProduct> = (0..150)
+        .map(|n| simple(5000 + n, &format!("P{n}")))
+        .collect();
+    fake.seed(&many, at(9));
+    let woo = client(&fake);
+    let first = woo.list(None, None).await.unwrap();
+    assert_eq!(first.products.len(), 100);
+    assert_eq!(first.next_cursor.as_deref(), Some("2"));
+    assert_eq!(first.products[0].product.external_id, "5000");
+    assert_eq!(
+        first.products[0].revision.as_deref(),
+        Some("2026-11-01T09:00:00"),
+        "the revision is date_modified_gmt"
+    );
+    let second = woo.list(Some("2"), None).await.unwrap();
+    assert_eq!(second.products.len(), 50);
+    assert_eq!(second.next_cursor, None);
+    assert_eq!(list_all(&woo, None).await.unwrap().len(), 150);
+
+    fake.rename(5010, "Renamed", at(12));
+    let changed = list_all(&woo, Some(at(11))).await.unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].product.title, "Renamed");
+
+    let got = woo.get("5010").await.unwrap().unwrap();
+    assert_eq!(got.product.title, "Renamed");
+    assert_eq!(got.revision.as_deref(), Some("2026-11-01T12:00:00"));
+    assert_eq!(woo.get("999999").await.unwrap(), None);
+    assert_eq!(woo.get("not-a-number").await.unwrap(), None);
+    assert!(matches!(
+        woo.list(Some("zero"), None).await,
+        Err(ConnectorError::InvalidResponse(_))
+    ));
+}
+
+#[tokio::test]
+async fn variable_products_come_with_variations_through_the_catalog() {
+    let fake = FakeWooCommerce::start().await;
+    fake.seed(&sample(), at(9));
+    let hoodie = client(&fake).get("45").await.unwrap().unwrap();
+    assert_eq!(hoodie.product.variants.len(), 4);
+}
+
+#[tokio::test]
+async fn update_writes_content_and_a_stale_revision_is_a_conflict() {
+    let fake = FakeWooCommerce::start().await;
+    fake.seed(&[simple(7001, "Old title")], at(9));
+    let woo = client(&fake);
+    let read = woo.get("7001").await.unwrap().unwrap();
+    let update = ContentUpdate {
+        title: Some("New title".into()),
+        description_html: Some("<p>Better words.</p>".into()),
+        images: Some(vec![ProductImage {
+            url: "https://shop.example/wp-content/uploads/new.jpg".into(),
+            alt: Some("Front view".into()),
+        }]),
+        ..Default::default()
+    };
+    let written = woo
+        .update(&change("7001", read.revision.clone(), update.clone()))
+        .await
+        .unwrap();
+    assert_eq!(written.product.title, "New title");
+    assert_eq!(written.product.description_html, "<p>Better words.</p>");
+    assert_eq!(written.product.images.len(), 1);
+    assert_eq!(written.product.images[0].alt.as_deref(), Some("Front view"));
+    assert_ne!(
+        written.revision, read.revision,
+        "the write bumps date_modified"
+    );
+    assert_eq!(fake.product(7001).unwrap()["name"], "New title");
+
+    match woo
+        .update(&change("7001", read.revision.clone(), content("Again")))
+        .await
+    {
+        Err(ConnectorError::Conflict {
+            current_revision, ..
+        }) => assert_eq!(current_revision, written.revision),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        fake.product(7001).unwrap()["name"],
+        "New title",
+        "nothing written"
+    );
+
+    assert_eq!(
+        woo.update(&change("424242", None, content("x"))).await,
+        Err(ConnectorError::NotFound("424242".into()))
+    );
+    assert_eq!(
+        woo.update(&change(
+            "424242",
+            Some("2026-11-01T09:00:00".into()),
+            content("x")
+        ))
+        .await,
+        Err(ConnectorError::NotFound("424242".into()))
+    );
+    let sections = ContentUpdate {
+        info_sections: Some(vec![domain::InfoSection {
+            title: "Care".into(),
+            html: "<p>Wash cold.</p>".into(),
+        }]),
+        ..Default::default()
+    };
+    assert!(matches!(
+        woo.update(&change("7001", None, sections)).await,
+        Err(ConnectorError::Platform { status: 422, code, .. })
+            if code == "woocommerce_info_sections_unsupported"
+    ));
+}
+
+#[tokio::test]
+async fn update_many_writes_in_batches_of_at_most_one_hundred() {
+    let fake = FakeWooCommerce::start().await;
+    let many: Vec<SourceProduct> = (0..250)
+        .map(|n| simple(8000 + n, &format!("P{n}")))
+        .collect();
+    fake.seed(&many, at(9));
+    let woo = client(&fake);
+    let updates: Vec<ProductUpdate> = (0..250)
+        .map(|n| {
+            change(
+                &(8000 + n).to_string(),
+                Some("2026-11-01T09:00:00".into()),
+                content(&format!("Q{n}")),
+            )
+        })
+        .collect();
+    let results = woo.update_many(&updates).await.unwrap();
+    assert_eq!(results.len(), 250);
+    for (n, result) in results.iter().enumerate() {
+        assert_eq!(result.as_ref().unwrap().product.title, format!("Q{n}"));
+    }
+    assert_eq!(fake.requests_to("POST", BATCH), 3, "100 + 100 + 50");
+    assert_eq!(
+        fake.requests_to("GET", PRODUCTS),
+        3,
+        "one include= read per chunk for the revision check"
+    );
+    assert_eq!(fake.product(8249).unwrap()["name"], "Q249");
+
+    // The fake enforces WooCommerce's limit: the client never sends more.
+    fake.set_batch_limit(10);
+    let forced: Vec<ProductUpdate> = updates[..20]
+        .iter()
+        .map(|u| ProductUpdate {
+            expected_revision: None,
+            ..u.clone()
+        })
+        .collect();
+    let err = woo.update_many(&forced).await.unwrap_err();
+    assert!(
+        matches!(err, ConnectorError::Platform { status: 413, code, .. }
+        if code == "woocommerce_rest_request_entity_too_large")
+    );
+}
+
+#[tokio::test]
+async fn batch_item_errors_surface_per_item() {
+    let fake = FakeWooCommerce::start().await;
+    fake.seed(
+        &[simple(9001, "A"), simple(9002, "B"), simple(9003, "C")],
+        at(9),
+    );
+    let woo = client(&fake);
+    let bad_image = ContentUpdate {
+        images: Some(vec![ProductImage {
+            url: "https://images.nowhere.invalid/a.jpg".into(),
+            alt: None,
+        }]),
+        ..Default::default()
+    };
+    let results = woo
+        .update_many(&[
+            change("9001", Some("2026-11-01T09:00:00".into()), content("A2")),
+            change("9002", None, bad_image),
+            change("9003", Some("2026-11-01T08:00:00".into()), content("C2")),
+            change("9999", None, content("gone")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(results[0].as_ref().unwrap().product.title, "A2");
+    assert!(
+        matches!(&results[1], Err(ConnectorError::Platform { status: 400, code, .. })
+        if code == "woocommerce_product_image_upload_error")
+    );
+    assert!(matches!(&results[2], Err(ConnectorError::Conflict { .. })));
+    assert_eq!(results[3], Err(ConnectorError::NotFound("9999".into())));
+    assert_eq!(fake.requests_to("POST", BATCH), 1);
+    assert_eq!(fake.product(9003).unwrap()["name"], "C");
+}
+
+#[tokio::test]
+async fn seo_title_and_description_round_trip_for_each_plugin() {
+    let plugins = [
+        (
+            FakeSeo::Yoast,
+            SeoPlugin::Yoast,
+            "%%title%% %%sep%% %%sitename%%",
+        ),
+        (
+            FakeSeo::RankMath,
+            SeoPlugin::RankMath,
+            "%title% %sep% %sitename%",
+        ),
+        (
+            FakeSeo::AllInOneSeo,
+            SeoPlugin::AllInOneSeo,
+            "Linen shirt | Shop",
+        ),
+        (
+            FakeSeo::SeoPress,
+            SeoPlugin::SeoPress,
+            "%%post_title%% - Shop",
+        ),
+    ];
+    for (fake_plugin, plugin, stored_title) in plugins {
+        let fake = FakeWooCommerce::start().await;
+        let mut product = simple(6001, "Linen shirt");
+        product.seo_title = Some(stored_title.into());
+        product.seo_description = Some("Old description".into());
+        fake.seed_with_seo(&[product], at(9), Some(fake_plugin));
+        let woo = client(&fake);
+        let read = woo.get("6001").await.unwrap().unwrap();
+        assert_eq!(
+            read.product.seo_title.as_deref(),
+            Some(stored_title),
+            "{plugin:?}"
+        );
+        assert_eq!(
+            read.product.seo_description.as_deref(),
+            Some("Old description")
+        );
+        let update = ContentUpdate {
+            seo_title: Some("Linen shirt – breathable summer wear".into()),
+            seo_description: Some("Cool linen for hot days.".into()),
+            ..Default::default()
+        };
+        let written = woo
+            .update(&change("6001", read.revision.clone(), update))
+            .await
+            .unwrap();
+        assert_eq!(
+            written.product.seo_description.as_deref(),
+            Some("Cool linen for hot days.")
+        );
+        assert_eq!(
+            fake.meta(6001, plugin.title_key()),
+            Some(serde_json::json!("Linen shirt – breathable summer wear")),
+            "{plugin:?}"
+        );
+        assert_eq!(
+            fake.meta(6001, plugin.description_key()),
+            Some(serde_json::json!("Cool linen for hot days."))
+        );
+        let again = woo.get("6001").await.unwrap().unwrap();
+        assert_eq!(
+            again.product.seo_title.as_deref(),
+            Some("Linen shirt – breathable summer wear")
+        );
+        for other in SeoPlugin::ALL.into_iter().filter(|p| *p != plugin) {
+            assert_eq!(
+                fake.meta(6001, other.title_key()),
+                None,
+                "{other:?} untouched"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn seo_plugin_is_detected_at_store_level_else_yoast() {
+    let fake = FakeWooCommerce::start().await;
+    let mut with_seo = simple(6101, "Has SEO");
+    with_seo.seo_title = Some("Set in Rank Math".into());
+    fake.seed_with_seo(&[with_seo], at(9), Some(FakeSeo::RankMath));
+    fake.seed_with_seo(&[simple(6102, "No SEO yet")], at(8), None);
+    let woo = client(&fake);
+    assert_eq!(
+        woo.detect_seo_plugin().await.unwrap(),
+        Some(SeoPlugin::RankMath)
+    );
+    let update = ContentUpdate {
+        seo_description: Some("Now described.".into()),
+        ..Default::default()
+    };
+    woo.update(&change("6102", None, update.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.meta(6102, "rank_math_description"),
+        Some(serde_json::json!("Now described."))
+    );
+
+    let bare = FakeWooCommerce::start().await;
+    bare.seed_with_seo(&[simple(6201, "Plain")], at(9), None);
+    let woo = client(&bare);
+    assert_eq!(woo.detect_seo_plugin().await.unwrap(), None);
+    woo.update(&change("6201", None, update)).await.unwrap();
+    assert_eq!(
+        bare.meta(6201, "_yoast_wpseo_metadesc"),
+        Some(serde_json::json!("Now described."))
+    );
+}
+
+#[tokio::test]
+async fn emoji_rtl_and_html_entities_round_trip_through_update() {
+    let fake = FakeWooCommerce::start().await;
+    fake.seed(&[simple(6301, "Plain")], at(9));
+    let woo = client(&fake);
+    let title = "Teetasse 🍵 — כוס תה &amp; «mug» <b>";
+    let description = "<p dir=\"rtl\">שלום עולם &nbsp;&eacute; 👩‍👩‍👧 café</p>";
+    let update = ContentUpdate {
+        title: Some(title.into()),
+        description_html: Some(description.into()),
+        seo_title: Some("مرحبا 🌍 &lt;SEO&gt;".into()),
+        ..Default::default()
+    };
+    let written = woo.update(&change("6301", None, update)).await.unwrap();
+    assert_eq!(written.product.title, title);
+    let read = woo.get("6301").await.unwrap().unwrap();
+    assert_eq!(read.product.title, title);
+    assert_eq!(read.product.description_html, description);
+    assert_eq!(
+        read.product.seo_title.as_deref(),
+        Some("مرحبا 🌍 &lt;SEO&gt;")
+    );
+}
+
+#[tokio::test]
+async fn collections_carry_parent_paths() {
+    let fake = FakeWooCommerce::start().await;
+    fake.seed(&sample(), at(9));
+    let garden = fake.add_category("Garden", 0);
+    let tools = fake.add_category("Tools", garden);
+    fake.add_category("Hand tools", tools);
+    let collections = client(&fake).collections().await.unwrap();
+    let path = |name: &str| {
+        collections
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.path.clone())
+            .unwrap()
+    };
+    assert_eq!(path("Hand tools"), "Garden > Tools > Hand tools");
+    assert_eq!(path("Tshirts"), "Clothing > Tshirts");
+    assert_eq!(path("Decor"), "Decor");
+}
+
+#[tokio::test]
+async fn webhook_registration_pings_once_and_is_idempotent() {
+    let fake = FakeWooCommerce::start().await;
+    let receiver = Receiver::start(200).await;
+    let woo = client(&fake);
+    let ids = woo
+        .register_product_webhooks(&receiver.url, "hook-secret")
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    let pings = receiver.requests();
+    assert_eq!(pings.len(), 3, "one ping per created webhook");
+    for ((headers, body), id) in pings.iter().zip(&ids) {
+        assert_eq!(body.as_ref(), format!("webhook_id={id}").as_bytes());
+        assert_eq!(headers["content-type"], "application/x-www-form-urlencoded");
+        assert!(headers["user-agent"].to_str().unwrap().contains("Hookshot"));
+        assert!(headers
+            .keys()
+            .all(|name| !name.as_str().starts_with("x-wc-")));
+    }
+    let again = woo
+        .register_product_webhooks(&receiver.url, "hook-secret")
+        .await
+        .unwrap();
+    assert_eq!(again, ids);
+    assert_eq!(receiver.requests().len(), 3, "nothing re-created");
+    let topics: Vec<String> = fake.webhooks().into_iter().map(|h| h.topic).collect();
+    assert_eq!(
+        topics,
+        ["product.created", "product.updated", "product.deleted"]
+    );
+
+    woo.delete_webhooks(&ids).await.unwrap();
+    assert!(fake.webhooks().is_empty());
+    woo.delete_webhooks(&ids).await.unwrap();
+
+    receiver.status.store(500, Ordering::SeqCst);
+    match woo.register_product_webhooks(&receiver.url, "s").await {
+        Err(ConnectorError::Platform { message, .. }) => {
+            assert!(message.contains("response code: 500"), "{message}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(fake.webhooks().is_empty(), "a refused ping saves nothing");
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_over_the_exact_body() {
+    let fake = FakeWooCommerce::start().await;
+    fake.seed(&[simple(6401, "Mug")], at(9));
+    let receiver = Receiver::start(200).await;
+    let secret = "whsec-&amp;-2026";
+    let ids = client(&fake)
+        .register_product_webhooks(&receiver.url, secret)
+        .await
+        .unwrap();
+    let deliveries = fake
+        .update_product_as_merchant(6401, serde_json::json!({"name": "Mug ☕ / كوب"}))
+        .await;
+    assert_eq!(deliveries.len(), 1);
+    assert!(deliveries[0].success);
+    let (headers, body) = receiver.requests().pop().unwrap();
+    assert_eq!(headers["x-wc-webhook-topic"], "product.updated");
+    assert_eq!(headers["x-wc-webhook-resource"], "product");
+    assert_eq!(headers["x-wc-webhook-event"], "updated");
+    assert_eq!(headers["x-wc-webhook-id"], ids[1].to_string().as_str());
+    assert_eq!(
+        headers["x-wc-webhook-source"],
+        format!("{}/", fake.base_url).as_str()
+    );
+    assert!(!headers["x-wc-webhook-delivery-id"].is_empty());
+    assert_eq!(headers["content-type"], "application/json");
+    let signature = headers["x-wc-webhook-signature"].to_str().unwrap();
+    assert!(verify_webhook_signature(secret, &body, signature));
+    let payload: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["name"], "Mug ☕ / كوب");
+    let reserialized = serde_json::to_vec(&payload).unwrap();
+    assert!(
+        !verify_webhook_signature(secret, &reserialized, signature),
+        "PHP escapes / and non-ASCII: only the bytes received verify"
+    );
+    let mut tampered = body.to_vec();
+    tampered[10] ^= 1;
+    assert!(!verify_webhook_signature(secret, &tampered, signature));
+    assert!(!verify_webhook_signature(
+        "another secret",
+        &body,
+        signature
+    ));
+
+    fake.delete_product_as_merchant(6401).await;
+    let (headers, body) = receiver.requests().pop().unwrap();
+    assert_eq!(headers["x-wc-webhook-topic"], "product.deleted");
+    assert_eq!(body.as_ref(), br#"{"id":6401}"#);
+    assert!(verify_webhook_signature(
+        secret,
+        &body,
+        headers["x-wc-webhook-signature"].to_str().unwrap()
+    ));
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_its_webhook_disabled_after_the_threshold() {
+    let fake = FakeWooCommerce::start().await;
+    fake.seed(&[simple(6501, "Lamp")], at(9));
+    fake.set_webhook_failure_threshold(2);
+    let receiver = Receiver::start(200).await;
+    client(&fake)
+        .register_product_webhooks(&receiver.url, "s")
+        .await
+        .unwrap();
+    receiver.status.store(503, Ordering::SeqCst);
+    let updated = |fake: &FakeWooCommerce| {
+        fake.webhooks()
+            .into_iter()
+            .find(|h| h.topic == "product.updated")
+            .unwrap()
+    };
+    for n in 1..=3 {
+        let outcome = fake
+            .update_product_as_merchant(6501, serde_json::json!({"name": format!("Lamp {n}")}))
+            .await;
+        assert_eq!(outcome[0].status, Some(503));
+        assert_eq!(updated(&fake).status, "active", "failure {n}");
+    }
+    // WooCommerce disables once the stored count is already past the threshold.
+    fake.update_product_as_merchant(6501, serde_json::json!({"name": "Lamp 4"}))
+        .await;
+    assert_eq!(updated(&fake).status, "disabled");
+    assert!(fake
+        .update_product_as_merchant(6501, serde_json::json!({"name": "Lamp 5"}))
+        .await
+        .is_empty());
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn authorize(fake: &FakeWooCommerce, callback: &str, scope: KeyScope) -> String {
+    authorize_url(
+        &fake.base_url,
+        "Ultimate Optimizer",
+        scope,
+        "store-77",
+        "https://app.example/woo/return",
+        callback,
+    )
+}
+
+#[tokio::test]
+async fn key_generation_delivers_keys_that_then_work() {
+    let fake = FakeWooCommerce::start().await;
+    fake.seed(&[simple(6601, "Kettle")], at(9));
+    fake.set_allow_insecure_callback(true);
+    let callback = Receiver::start(200).await;
+    let answer = no_redirects()
+        .get(authorize(&fake, &callback.url, KeyScope::Read))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 302);
+    assert_eq!(
+        answer.headers()["location"],
+        "https://app.example/woo/return?success=1&user_id=store-77"
+    );
+    let (headers, body) = callback.requests().pop().unwrap();
+    assert_eq!(headers["content-type"], "application/json;charset=UTF-8");
+    let raw: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(raw["user_id"].is_string() && raw["key_id"].is_i64());
+    let keys: AuthorizeCallback = serde_json::from_slice(&body).unwrap();
+    assert_eq!(keys.user_id, "store-77");
+    assert_eq!(keys.key_permissions, "read");
+    assert!(keys.consumer_key.starts_with("ck_") && keys.consumer_secret.starts_with("cs_"));
+
+    let granted = WooCommerceClient::new(
+        &fake.base_url,
+        &keys.consumer_key,
+        &keys.consumer_secret,
+        fast_retries(),
+    )
+    .unwrap();
+    granted.verify().await.unwrap();
+    assert_eq!(
+        granted.get("6601").await.unwrap().unwrap().product.title,
+        "Kettle"
+    );
+    match granted.update(&change("6601", None, content("No"))).await {
+        Err(ConnectorError::Unauthorized { message, .. }) => {
+            assert_eq!(
+                message,
+                "The API key provided does not have write permissions."
+            )
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn key_generation_denied_or_unconfirmed_leaves_no_working_key() {
+    let fake = FakeWooCommerce::start().await;
+    fake.set_allow_insecure_callback(true);
+    let callback = Receiver::start(200).await;
+    fake.set_auth_decision(AuthDecision::Deny);
+    let denied = no_redirects()
+        .get(authorize(&fake, &callback.url, KeyScope::ReadWrite))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 302);
+    assert_eq!(
+        denied.headers()["location"],
+        "https://app.example/woo/return?success=0&user_id=store-77"
+    );
+    assert!(callback.requests().is_empty());
+
+    fake.set_auth_decision(AuthDecision::Approve);
+    callback.status.store(500, Ordering::SeqCst);
+    let failed = no_redirects()
+        .get(authorize(&fake, &callback.url, KeyScope::ReadWrite))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 401);
+    let (_, body) = callback.requests().pop().unwrap();
+    let keys: AuthorizeCallback = serde_json::from_slice(&body).unwrap();
+    let orphan = WooCommerceClient::new(
+        &fake.base_url,
+        &keys.consumer_key,
+        &keys.consumer_secret,
+        fast_retries(),
+    )
+    .unwrap();
+    assert!(matches!(
+        orphan.verify().await,
+        Err(ConnectorError::Unauthorized { .. })
+    ));
+    assert_eq!(fake.api_keys().len(), 1, "only the seeded key remains");
+
+    fake.set_allow_insecure_callback(false);
+    let insecure = no_redirects()
+        .get(authorize(&fake, &callback.url, KeyScope::Read))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(insecure.status(), 401);
+    assert!(insecure
+        .text()
+        .await
+        .unwrap()
+        .contains("The callback_url needs to be over SSL"));
+    let missing = no_redirects()
+        .get(format!(
+            "{}/wc-auth/v1/authorize?app_name=x&scope=read",
+            fake.base_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(missing
+        .text()
+        .await
+        .unwrap()
+        .contains("Missing parameter user_id"));
+    let bad_scope = no_redirects()
+        .get(authorize(&fake, &callback.url, KeyScope::Read).replace("scope=read", "scope=admin"))
+        .send()
+        .await
+        .unwrap();
+    assert!(bad_scope
+        .text()
+        .await
+        .unwrap()
+        .contains("Invalid scope admin"));
+}
