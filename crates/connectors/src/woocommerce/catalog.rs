@@ -55,8 +55,8 @@ fn info_sections_unsupported() -> ConnectorError {
     ConnectorError::Platform {
         status: 422,
         code: INFO_SECTIONS_UNSUPPORTED.into(),
-        message: "WooCommerce products have no info sections; write them into the description \
-                  instead"
+        message: "WooCommerce products have no info sections, so they are not published to \
+                  WooCommerce stores"
             .into(),
     }
 }
