@@ -32,11 +32,17 @@ test('a WooCommerce store is connected with its API keys, read, and synced again
   await page.getByTestId('sync-history').waitFor();
   assert.match(await page.getByTestId('sync-history').innerText(), /On connect\s+3 read: 3 new/);
 
+  await page.getByTestId('sync-status').getByText(/Up to date as of/).waitFor();
+  await page.getByTestId('auto-sync').click();
+  await page.waitForFunction(() => document.querySelector('[data-hook="auto-sync"] input')?.checked === true);
   await page.getByTestId('sync-button').click();
   await page.getByText('Sync now').nth(1).waitFor();
   await page.waitForFunction(() => document.querySelectorAll('[data-hook="sync-history"] tbody tr').length === 2);
   assert.match(await page.getByTestId('sync-history').innerText(), /Sync now\s+3 read: 0 new, 0 updated, 0 removed/);
   await screenshot(page, 'woocommerce-connected');
+
+  await page.reload();
+  await page.waitForFunction(() => document.querySelector('[data-hook="auto-sync"] input')?.checked === true);
 
   await page.getByRole('link', { name: 'Browse products' }).click();
   await page.getByText('Showing 3 of 3 products').waitFor();

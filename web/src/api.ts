@@ -71,7 +71,30 @@ export interface StoreView {
   currency: string;
   externalId: string;
   productCount: number;
+  autoSync: boolean;
+  syncedThrough: string | null;
   createdAt: string;
+}
+
+export interface SyncRequest {
+  id: string;
+  storeId: string;
+  kind: 'full' | 'incremental' | 'single';
+  trigger: 'manual' | 'schedule' | 'webhook' | 'connect';
+  productExternalId: string | null;
+  status: 'pending' | 'running' | 'done' | 'failed';
+  attempts: number;
+  createdAt: string;
+  finishedAt: string | null;
+  batchId: string | null;
+  error: string | null;
+}
+
+export interface SyncStatus {
+  autoSync: boolean;
+  syncedThrough: string | null;
+  active: SyncRequest[];
+  last: SyncBatch | null;
 }
 
 export interface ImportReport {
@@ -300,7 +323,10 @@ export const api = {
     request<StoreView>('POST', '/api/stores', {
       body: { platform: 'woocommerce', url, consumerKey, consumerSecret, currency },
     }),
-  syncStore: (id: string) => request<SyncBatch>('POST', `/api/stores/${id}/sync`),
+  syncStore: (id: string) => request<SyncRequest>('POST', `/api/stores/${id}/sync`),
+  syncStatus: (id: string) => request<SyncStatus>('GET', `/api/stores/${id}/sync`),
+  setAutoSync: (id: string, autoSync: boolean) =>
+    request<StoreView>('PATCH', `/api/stores/${id}`, { body: { autoSync } }),
   syncHistory: (id: string) => request<{ items: SyncBatch[] }>('GET', `/api/stores/${id}/syncs`),
   importCatalog: (id: string, file: Blob) =>
     request<ImportReport>('POST', `/api/stores/${id}/import`, { raw: { data: file, contentType: 'text/csv' } }),

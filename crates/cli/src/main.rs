@@ -122,11 +122,12 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             serve(settings, !no_worker, demo).await
         }
         Command::Worker => {
-            settings.check_production_requirements()?;
-            let storage = connect(&settings).await?;
+            let state = AppState::build(settings, false)
+                .await
+                .context("starting the worker")?;
             let shutdown = shutdown_on_signal();
             tracing::info!("worker started");
-            worker::run_maintenance(storage, worker::MAINTENANCE_INTERVAL, shutdown).await;
+            worker::run_background(state.sync_worker(), shutdown).await;
             Ok(())
         }
         Command::Import { store, file } => {
@@ -204,18 +205,22 @@ async fn connect(settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn stora
     .context("connecting to the database")
 }
 
-async fn serve(settings: Settings, with_worker: bool, demo: bool) -> anyhow::Result<()> {
+async fn serve(mut settings: Settings, with_worker: bool, demo: bool) -> anyhow::Result<()> {
     let address = format!("{}:{}", settings.host, settings.port);
     let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_secs);
-    let configured_public_url = settings.public_url.clone();
-    let state = AppState::build(settings, demo)
-        .await
-        .context("starting the service")?;
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("listening on {address}"))?;
     let local = listener.local_addr()?;
-    let public_url = configured_public_url.unwrap_or_else(|| format!("http://{local}"));
+    // Links the service hands out (login links, webhook addresses) name the bound port.
+    let public_url = settings
+        .public_url
+        .get_or_insert_with(|| format!("http://{local}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let state = AppState::build(settings, demo)
+        .await
+        .context("starting the service")?;
 
     let mut out = std::io::stdout().lock();
     writeln!(out, "Ultimate Optimizer listening on http://{local}")?;
@@ -241,9 +246,8 @@ async fn serve(settings: Settings, with_worker: bool, demo: bool) -> anyhow::Res
 
     let shutdown = shutdown_on_signal();
     let worker = with_worker.then(|| {
-        tokio::spawn(worker::run_maintenance(
-            state.storage.clone(),
-            worker::MAINTENANCE_INTERVAL,
+        tokio::spawn(worker::run_background(
+            state.sync_worker(),
             shutdown.clone(),
         ))
     });

@@ -34,6 +34,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { env: "WIX_APP_ID", key: "wix_app_id", default: "(none: Wix disabled)", description: "The Wix app id; setting it enables the Wix integration." },
     SettingDoc { env: "WIX_APP_SECRET", key: "wix_app_secret", default: "(none)", description: "The Wix app secret; verifies dashboard instances. Required in production when Wix is enabled." },
     SettingDoc { env: "WIX_PUBLIC_KEY", key: "wix_public_key", default: "(none)", description: "The Wix app public key (PEM or base64 PEM); verifies Wix webhooks. Required in production when Wix is enabled." },
+    SettingDoc { env: "WIX_API_BASE_URL", key: "wix_api_base_url", default: "https://www.wixapis.com", description: "The Wix REST API the Wix connector calls (changed only to test against a stand-in)." },
     SettingDoc { env: "OPTIMIZER_WOOCOMMERCE_ALLOW_HTTP", key: "woocommerce_allow_http", default: "false", description: "Accept `http://` WooCommerce stores (local development only; real stores need HTTPS for API keys)." },
     SettingDoc { env: "OPTIMIZER_CORS_ORIGINS", key: "cors_origins", default: "(none)", description: "Comma-separated extra origins allowed by CORS, besides the Wix dashboard origins." },
     SettingDoc { env: "OPTIMIZER_MAX_BODY_BYTES", key: "max_body_bytes", default: "1048576", description: "Largest JSON request body accepted (413 above)." },
@@ -84,6 +85,8 @@ pub struct WixSettings {
     pub app_id: String,
     pub app_secret: Option<Secret<String>>,
     pub public_key: Option<Secret<String>>,
+    /// Where the Wix REST API is (`https://www.wixapis.com`; a fake in tests).
+    pub api_base_url: String,
 }
 
 /// The resolved configuration of one process.
@@ -159,6 +162,7 @@ struct FileSettings {
     wix_app_id: Option<String>,
     wix_app_secret: Option<String>,
     wix_public_key: Option<String>,
+    wix_api_base_url: Option<String>,
     woocommerce_allow_http: Option<bool>,
     cors_origins: Option<Vec<String>>,
     max_body_bytes: Option<usize>,
@@ -227,12 +231,16 @@ impl Settings {
         let wix_public_key = env("WIX_PUBLIC_KEY")
             .or(file.wix_public_key)
             .map(Secret::new);
+        let wix_api_base_url = env("WIX_API_BASE_URL")
+            .or(file.wix_api_base_url)
+            .unwrap_or_else(|| connectors::wix::DEFAULT_BASE_URL.to_owned());
         let wix = env("WIX_APP_ID")
             .or(file.wix_app_id)
             .map(|app_id| WixSettings {
                 app_id,
                 app_secret: wix_app_secret,
                 public_key: wix_public_key,
+                api_base_url: wix_api_base_url,
             });
         let mut plans = defaults.plans.clone();
         for plan in file.plans.unwrap_or_default() {
@@ -362,6 +370,14 @@ impl Settings {
     }
 
     /// The database to use: the configured URL or the SQLite file in the data folder.
+    /// The address merchants and platforms reach this service at, without a trailing `/`.
+    pub fn public_base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}:{}", self.host, self.port),
+        }
+    }
+
     pub fn resolved_database_url(&self) -> String {
         self.database_url
             .clone()

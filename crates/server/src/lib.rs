@@ -72,6 +72,8 @@ pub struct AppInner {
     pub login_ip_limiter: RateLimiter,
     /// `serve --demo`: the demo account's login link may be used.
     pub demo_mode: bool,
+    /// Wakes this process's sync worker when a request queues a sync.
+    pub sync_wake: Arc<tokio::sync::Notify>,
     pub openapi_json: String,
 }
 
@@ -116,8 +118,36 @@ impl AppState {
             keyring,
             access_tokens,
             demo_mode,
+            sync_wake: Arc::default(),
             openapi_json,
         }))
+    }
+
+    /// How the workers of this process reach the store platforms.
+    pub fn connector_settings(&self) -> worker::sync::ConnectorSettings {
+        worker::sync::ConnectorSettings {
+            woocommerce: connectors::woocommerce::ClientOptions {
+                allow_http: self.settings.woocommerce_allow_http,
+                ..Default::default()
+            },
+            wix: self.settings.wix.as_ref().and_then(|wix| {
+                Some(worker::sync::WixApp {
+                    app_id: wix.app_id.clone(),
+                    app_secret: wix.app_secret.as_ref()?.expose().clone(),
+                    api_base_url: wix.api_base_url.clone(),
+                })
+            }),
+        }
+    }
+
+    /// A sync worker sharing this process's storage, keys and wake-up signal.
+    pub fn sync_worker(&self) -> worker::sync::SyncWorker {
+        worker::sync::SyncWorker {
+            storage: self.storage.clone(),
+            keyring: self.keyring.clone(),
+            settings: self.connector_settings(),
+            wake: self.sync_wake.clone(),
+        }
     }
 }
 

@@ -19,6 +19,8 @@ api_tests!(
     demo_catalog_is_seeded_once_with_served_images,
     woocommerce_store_connects_and_syncs,
     woocommerce_connection_problems_are_explained,
+    woocommerce_webhooks_keep_products_in_sync,
+    wix_site_syncs_its_catalog_in_the_background,
 );
 
 fn shared_sample(name: &str) -> Vec<u8> {
@@ -629,8 +631,17 @@ async fn woocommerce_store_connects_and_syncs(engine: Engine) {
     assert_eq!(status, 201, "{store}");
     assert_eq!(store["platform"], "woocommerce");
     assert_eq!(store["externalId"], fake.base_url);
-    assert_eq!(store["productCount"], 18);
     let id = store["id"].as_str().unwrap().to_owned();
+    let status = server
+        .wait_for_syncs(&id, ("authorization", &merchant.auth))
+        .await;
+    assert_eq!(status["last"]["trigger"], "connect");
+    assert_eq!(status["last"]["created"], 18);
+    assert!(status["syncedThrough"].is_string());
+    let (_, store) = merchant
+        .json(Method::GET, &format!("/api/stores/{id}"), None)
+        .await;
+    assert_eq!(store["productCount"], 18);
 
     let sealed: String = {
         let url = server.state.settings.resolved_database_url();
@@ -655,10 +666,28 @@ async fn woocommerce_store_connects_and_syncs(engine: Engine) {
 
     fake.delete(89);
     fake.rename(46, "Hoodie with Logo (2026 edition)", chrono::Utc::now());
-    let (status, batch) = merchant
+    let (status, request) = merchant
         .json(Method::POST, &format!("/api/stores/{id}/sync"), None)
         .await;
-    assert_eq!(status, 200, "{batch}");
+    assert_eq!(status, 202, "{request}");
+    assert_eq!(request["kind"], "full");
+    let request_id = request["id"].as_str().unwrap().to_owned();
+    server
+        .wait_for_syncs(&id, ("authorization", &merchant.auth))
+        .await;
+    let (_, request) = merchant
+        .json(
+            Method::GET,
+            &format!("/api/stores/{id}/sync/{request_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(request["status"], "done", "{request}");
+    let (_, history) = merchant
+        .json(Method::GET, &format!("/api/stores/{id}/syncs"), None)
+        .await;
+    let batch = &history["items"][0];
+    assert_eq!(batch["id"], request["batchId"]);
     assert_eq!(
         (
             batch["fetched"].as_i64(),
@@ -763,4 +792,246 @@ async fn woocommerce_connection_problems_are_explained(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(error_code(response, 409).await, "not_syncable");
+}
+
+async fn woocommerce_webhooks_keep_products_in_sync(engine: Engine) {
+    let Some(server) =
+        TestServer::start_with(engine, false, |s| s.woocommerce_allow_http = true).await
+    else {
+        return;
+    };
+    let fake = fake_store().await;
+    let merchant = Merchant::register(&server, "woo-hooks@example.com").await;
+    let (status, store) = merchant
+        .json(
+            Method::POST,
+            "/api/stores",
+            Some(json!({"platform": "woocommerce", "url": fake.base_url, "consumerKey": fake.consumer_key, "consumerSecret": fake.consumer_secret})),
+        )
+        .await;
+    assert_eq!(status, 201, "{store}");
+    let id = store["id"].as_str().unwrap().to_owned();
+    let auth = ("authorization", merchant.auth.as_str());
+    server.wait_for_syncs(&id, auth).await;
+
+    // Connecting registered the three product topics at our receiver; WooCommerce's ping
+    // reached it and was answered 200 (the fake refuses to save a webhook otherwise).
+    let hooks = fake.webhooks();
+    let mut topics: Vec<&str> = hooks.iter().map(|h| h.topic.as_str()).collect();
+    topics.sort_unstable();
+    assert_eq!(
+        topics,
+        ["product.created", "product.deleted", "product.updated"]
+    );
+    let receiver = format!("{}/api/webhooks/woocommerce/{id}", server.base);
+    assert!(hooks
+        .iter()
+        .all(|h| h.delivery_url == receiver && h.status == "active"));
+
+    // The merchant edits a product in WooCommerce: the signed delivery queues a
+    // single-product sync, which reads the product again.
+    let deliveries = fake
+        .update_product_as_merchant(46, json!({"name": "Hoodie — edited in wp-admin ✨"}))
+        .await;
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d.success && d.status == Some(200)),
+        "{deliveries:?}"
+    );
+    server.wait_for_syncs(&id, auth).await;
+    let (_, page) = merchant
+        .json(
+            Method::GET,
+            &format!("/api/products?storeId={id}&q=wp-admin"),
+            None,
+        )
+        .await;
+    assert_eq!(page["total"], 1, "{page}");
+    let (_, history) = merchant
+        .json(Method::GET, &format!("/api/stores/{id}/syncs"), None)
+        .await;
+    assert_eq!(history["items"][0]["trigger"], "webhook");
+    assert_eq!(history["items"][0]["kind"], "single");
+    assert_eq!(history["items"][0]["updated"], 1);
+
+    // Deleted in the store: removed here.
+    fake.delete_product_as_merchant(89).await;
+    server.wait_for_syncs(&id, auth).await;
+    let (_, store_now) = merchant
+        .json(Method::GET, &format!("/api/stores/{id}"), None)
+        .await;
+    assert_eq!(store_now["productCount"], 17);
+
+    // A delivery with a wrong or missing signature changes nothing.
+    let body = br#"{"id":37,"name":"Forged"}"#.to_vec();
+    let forged = server
+        .request(Method::POST, &format!("/api/webhooks/woocommerce/{id}"))
+        .header("content-type", "application/json")
+        .header("x-wc-webhook-topic", "product.updated")
+        .header("x-wc-webhook-signature", "c2lnbmVkIGJ5IHNvbWVib2R5IGVsc2U=")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(forged, 401).await, "invalid_signature");
+    let unsigned = server
+        .request(Method::POST, &format!("/api/webhooks/woocommerce/{id}"))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(unsigned, 401).await, "missing_signature");
+    let (_, status_now) = merchant
+        .json(Method::GET, &format!("/api/stores/{id}/sync"), None)
+        .await;
+    assert_eq!(
+        status_now["active"].as_array().unwrap().len(),
+        0,
+        "nothing queued"
+    );
+
+    // A replayed delivery (same delivery id) has no second effect.
+    let sealed = server
+        .state
+        .storage
+        .webhook_store(id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .1
+        .unwrap();
+    let secret = server
+        .state
+        .keyring
+        .decrypt(&sealed, &format!("woocommerce-webhook-secret:{id}"))
+        .unwrap();
+    let secret = String::from_utf8(secret).unwrap();
+    let deliver = || {
+        server
+            .request(Method::POST, &format!("/api/webhooks/woocommerce/{id}"))
+            .header("content-type", "application/json")
+            .header("x-wc-webhook-topic", "product.updated")
+            .header("x-wc-webhook-delivery-id", "5f1c0e2d9a")
+            .header(
+                "x-wc-webhook-signature",
+                testkit::woocommerce::webhook_signature(&secret, &body),
+            )
+            .body(body.clone())
+            .send()
+    };
+    let first: Value = deliver().await.unwrap().json().await.unwrap();
+    assert_eq!(first["result"], "queued");
+    let second: Value = deliver().await.unwrap().json().await.unwrap();
+    assert_eq!(second["result"], "duplicate");
+    server.wait_for_syncs(&id, auth).await;
+
+    // Another tenant's webhook address is not this store's: unknown stores are 404.
+    let response = server
+        .request(
+            Method::POST,
+            &format!("/api/webhooks/woocommerce/{}", uuid::Uuid::now_v7()),
+        )
+        .body("webhook_id=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(response, 404).await, "not_found");
+}
+
+async fn wix_site_syncs_its_catalog_in_the_background(engine: Engine) {
+    let wix = testkit::wix_api::FakeWix::start().await;
+    let instance_id = "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d";
+    wix.add_instance(instance_id, testkit::wix_api::CatalogVersion::V3Catalog);
+    let products =
+        connectors::csv::parse_catalog(&shared_sample("woocommerce-sample_products.csv"), "USD")
+            .unwrap()
+            .products;
+    wix.seed(
+        instance_id,
+        &products,
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    );
+    let (app_id, app_secret, api) = (
+        wix.app_id.clone(),
+        wix.app_secret.clone(),
+        wix.base_url.clone(),
+    );
+    let secret = app_secret.clone();
+    let Some(server) = TestServer::start_with(engine, false, move |s| {
+        s.wix = Some(server::config::WixSettings {
+            app_id,
+            app_secret: Some(secrets::Secret::new(app_secret)),
+            public_key: None,
+            api_base_url: api,
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    let instance = sign_instance(&InstanceClaims::new(instance_id, &wix.app_id), &secret);
+    let auth = ("x-wix-instance", instance.as_str());
+    let stores = server.get_json("/api/stores", auth).await;
+    let store = stores["stores"][0]["id"].as_str().unwrap().to_owned();
+    let queued = server
+        .request(Method::POST, &format!("/api/stores/{store}/sync"))
+        .header(auth.0, auth.1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queued.status(), 202);
+    let status = server.wait_for_syncs(&store, auth).await;
+    assert_eq!(status["last"]["succeeded"], true, "{status}");
+    assert_eq!(status["last"]["created"], products.len());
+    let page = server
+        .get_json(&format!("/api/products?storeId={store}&limit=200"), auth)
+        .await;
+    assert_eq!(page["total"], products.len());
+
+    // Edited in the Wix dashboard: the incremental sync reads just that change.
+    let id = wix.product_ids(instance_id)[0].clone();
+    wix.edit_in_dashboard(instance_id, &id, |product| {
+        product["name"] = "Renamed in the Wix dashboard".into();
+    });
+    server
+        .request(Method::POST, &format!("/api/stores/{store}/sync"))
+        .header(auth.0, auth.1)
+        .json(&json!({"kind": "incremental"}))
+        .send()
+        .await
+        .unwrap();
+    let status = server.wait_for_syncs(&store, auth).await;
+    assert_eq!(status["last"]["kind"], "incremental");
+    assert_eq!(status["last"]["updated"], 1, "{status}");
+    assert_eq!(status["last"]["fetched"], 1);
+    let found = server
+        .get_json(
+            &format!("/api/products?storeId={store}&q=wix%20dashboard"),
+            auth,
+        )
+        .await;
+    assert_eq!(found["total"], 1);
+
+    // Automatic sync is a store setting the scheduler reads.
+    let updated: Value = server
+        .request(Method::PATCH, &format!("/api/stores/{store}"))
+        .header(auth.0, auth.1)
+        .json(&json!({"autoSync": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(updated["autoSync"], true);
+    let bad = server
+        .request(Method::POST, &format!("/api/stores/{store}/sync"))
+        .header(auth.0, auth.1)
+        .json(&json!({"kind": "everything"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(bad, 400).await, "validation_failed");
 }

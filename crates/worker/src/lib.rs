@@ -1,7 +1,9 @@
 //! Background work. Everything here runs identically inside `optimizer serve` (unless
 //! `--no-worker`) and in `optimizer worker` processes, and stops promptly when the shared
-//! shutdown token is cancelled.
+//! shutdown token is cancelled: maintenance, the catalog sync queue ([`sync`]) and the
+//! scheduler ([`scheduler`]).
 
+pub mod scheduler;
 pub mod sync;
 
 use std::sync::Arc;
@@ -10,6 +12,24 @@ use std::time::Duration;
 use chrono::Utc;
 use storage::Storage;
 use tokio_util::sync::CancellationToken;
+
+/// Runs every background task of a process until `shutdown`: maintenance, the catalog
+/// sync queue and the scheduler (which acts only while this process leads).
+pub async fn run_background(sync: sync::SyncWorker, shutdown: CancellationToken) {
+    let holder = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4());
+    tokio::join!(
+        run_maintenance(sync.storage.clone(), MAINTENANCE_INTERVAL, shutdown.clone()),
+        sync::run_sync_queue(sync.clone(), shutdown.clone()),
+        scheduler::run_scheduler(
+            sync.storage.clone(),
+            holder,
+            scheduler::SCHEDULED_SYNC_INTERVAL,
+            scheduler::SCHEDULER_TICK,
+            sync.wake.clone(),
+            shutdown.clone(),
+        ),
+    );
+}
 
 /// How often maintenance runs.
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10 * 60);

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { Link as RouterLink } from 'react-router-dom';
-import { Badge, Box, Button, Card, Heading, Loader, SectionHelper, Text } from '@wix/design-system';
-import { api, type ImportReport, type StoreView, type SyncBatch } from '../api';
+import { Badge, Box, Button, Card, Checkbox, Heading, Loader, SectionHelper, Text } from '@wix/design-system';
+import { api, type ImportReport, type StoreView, type SyncBatch, type SyncStatus } from '../api';
 import { TextField, asApiError, useSubmit } from '../components/forms';
 import './catalog.css';
 
@@ -118,24 +118,46 @@ function StoreCard({ store, onChanged }: { store: StoreView; onChanged: () => vo
   const fileInput = useRef<HTMLInputElement>(null);
   const [busy, setBusy] = useState<'import' | 'export' | 'delete' | 'sync' | null>(null);
   const [syncs, setSyncs] = useState<SyncBatch[] | null>(null);
+  const [status, setStatus] = useState<SyncStatus | null>(null);
   const [report, setReport] = useState<ImportReport | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [confirmDelete, setConfirmDelete] = useState(false);
+  const syncable = store.platform !== 'local';
+  const syncing = (status?.active.length ?? 0) > 0;
 
+  // Syncs run in the background: follow the store's status while one waits or runs, then
+  // refresh the history and the product count.
+  const refreshSync = useCallback(async () => {
+    const [next, history] = await Promise.all([api.syncStatus(store.id), api.syncHistory(store.id)]);
+    setStatus(next);
+    setSyncs(history.items);
+    return next;
+  }, [store.id]);
   useEffect(() => {
-    if (store.platform === 'woocommerce') {
-      api.syncHistory(store.id).then((history) => setSyncs(history.items)).catch(() => setSyncs([]));
-    }
-  }, [store.id, store.platform]);
+    if (syncable) refreshSync().catch(() => setSyncs([]));
+  }, [syncable, refreshSync]);
+  useEffect(() => {
+    if (!syncing) return;
+    const timer = window.setTimeout(() => {
+      refreshSync()
+        .then((next) => {
+          if (next.active.length === 0) onChanged();
+        })
+        .catch((err) => setError(asApiError(err).message));
+    }, 1000);
+    return () => window.clearTimeout(timer);
+  }, [syncing, status, refreshSync, onChanged]);
 
   const syncNow = () =>
     run('sync', async () => {
-      try {
-        await api.syncStore(store.id);
-      } finally {
-        setSyncs((await api.syncHistory(store.id)).items);
-        onChanged();
-      }
+      await api.syncStore(store.id);
+      await refreshSync();
+    });
+
+  const toggleAutoSync = (enabled: boolean) =>
+    run('sync', async () => {
+      await api.setAutoSync(store.id, enabled);
+      await refreshSync();
     });
 
   async function run(kind: 'import' | 'export' | 'delete' | 'sync', action: () => Promise<void>) {
@@ -200,9 +222,9 @@ function StoreCard({ store, onChanged }: { store: StoreView; onChanged: () => vo
                 </Button>
               </>
             )}
-            {store.platform === 'woocommerce' && (
-              <Button size="small" onClick={syncNow} disabled={busy !== null} dataHook="sync-button">
-                {busy === 'sync' ? <Loader size="tiny" /> : 'Sync now'}
+            {syncable && (
+              <Button size="small" onClick={syncNow} disabled={busy !== null || syncing} dataHook="sync-button">
+                {busy === 'sync' || syncing ? <Loader size="tiny" /> : 'Sync now'}
               </Button>
             )}
             <Button size="small" priority="secondary" onClick={exportFile} disabled={busy !== null} dataHook="export-button">
@@ -228,6 +250,25 @@ function StoreCard({ store, onChanged }: { store: StoreView; onChanged: () => vo
                 </Button>
               ))}
           </Box>
+          {syncable && status && (
+            <Box gap="12px" verticalAlign="middle">
+              <Checkbox
+                checked={status.autoSync}
+                disabled={busy !== null}
+                onChange={(event) => toggleAutoSync(event.target.checked)}
+                dataHook="auto-sync"
+              >
+                Keep in sync automatically (every 15 minutes)
+              </Checkbox>
+              <Text size="small" secondary dataHook="sync-status">
+                {syncing
+                  ? `Syncing… (${status.active.length} waiting or running)`
+                  : status.syncedThrough
+                    ? `Up to date as of ${new Date(status.syncedThrough).toLocaleString()}`
+                    : 'Not read yet'}
+              </Text>
+            </Box>
+          )}
           {error && <SectionHelper appearance="danger" dataHook="store-error">{error}</SectionHelper>}
           {report && <ImportResult report={report} />}
           {syncs && syncs.length > 0 && <SyncHistory syncs={syncs} />}

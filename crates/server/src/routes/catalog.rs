@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use connectors::csv::{parse_catalog, CsvError, CsvFormat};
 use domain::{Availability, Platform, SourceProduct, Store};
 use serde::{Deserialize, Serialize};
-use storage::{NewStore, ProductQuery};
+use storage::{NewStore, ProductQuery, SyncKind};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -81,26 +81,6 @@ fn sync_view(batch: storage::SyncBatch) -> SyncBatchView {
     }
 }
 
-fn woocommerce_options(state: &AppState) -> connectors::woocommerce::ClientOptions {
-    connectors::woocommerce::ClientOptions {
-        allow_http: state.settings.woocommerce_allow_http,
-        ..Default::default()
-    }
-}
-
-fn sync_error(err: worker::sync::SyncError) -> ApiError {
-    use worker::sync::SyncError;
-    match err {
-        SyncError::Store(err) => ApiError::Store(err),
-        SyncError::Storage(err) => err.into(),
-        SyncError::NotSyncable(platform) => ApiError::Conflict {
-            code: "not_syncable",
-            message: format!("{platform} stores do not sync from here"),
-        },
-        SyncError::Credentials(why) => ApiError::internal(format!("store credentials: {why}")),
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreView {
@@ -111,6 +91,10 @@ pub struct StoreView {
     pub currency: String,
     pub external_id: String,
     pub product_count: i64,
+    /// Takes part in the scheduled incremental sync.
+    pub auto_sync: bool,
+    /// Changes up to this instant have been read from the store.
+    pub synced_through: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -218,16 +202,22 @@ pub struct CollectionParams {
     pub store_id: Option<Uuid>,
 }
 
-fn store_view(store: Store, product_count: i64) -> StoreView {
-    StoreView {
+async fn store_view(state: &AppState, store: Store, product_count: i64) -> ApiResult<StoreView> {
+    let sync = state
+        .storage
+        .store_sync_state(store.account_id, store.id)
+        .await?;
+    Ok(StoreView {
         id: store.id,
         platform: store.platform.as_str().into(),
         name: store.name,
         currency: store.currency,
         external_id: store.external_id,
         product_count,
+        auto_sync: sync.auto_sync,
+        synced_through: sync.synced_through,
         created_at: store.created_at,
-    }
+    })
 }
 
 async fn product_count(state: &AppState, account_id: Uuid, store_id: Uuid) -> ApiResult<i64> {
@@ -250,7 +240,7 @@ pub async fn list_stores(
     let mut stores = Vec::new();
     for store in state.storage.list_stores(caller.account_id).await? {
         let count = product_count(&state, caller.account_id, store.id).await?;
-        stores.push(store_view(store, count));
+        stores.push(store_view(&state, store, count).await?);
     }
     Ok(Json(StoreList { stores }))
 }
@@ -364,7 +354,10 @@ pub async fn create_store(
         }
     };
     let count = product_count(&state, caller.account_id, store.id).await?;
-    Ok((StatusCode::CREATED, Json(store_view(store, count))))
+    Ok((
+        StatusCode::CREATED,
+        Json(store_view(&state, store, count).await?),
+    ))
 }
 
 /// Checks the address and keys against the store, saves the keys encrypted, and reads the
@@ -388,7 +381,7 @@ async fn connect_woocommerce(
         &url,
         &consumer_key,
         &consumer_secret,
-        woocommerce_options(state),
+        state.connector_settings().woocommerce,
     )
     .map_err(url_error)?;
     client.verify().await.map_err(ApiError::Store)?;
@@ -416,20 +409,59 @@ async fn connect_woocommerce(
         .storage
         .create_store(account_id, new_store, Utc::now())
         .await?;
-    // The first read happens now so the merchant sees products at once; a failure is kept in
-    // the sync history and the connection stays.
-    if let Err(err) = worker::sync::full_sync(
-        state.storage.as_ref(),
-        &state.keyring,
-        &store,
-        "connect",
-        woocommerce_options(state),
-    )
-    .await
-    {
-        tracing::warn!(store.id = %store.id, error.cause = %err, "first sync of a new store failed");
-    }
+    // The first read is queued at once; the dashboard follows it through the store's sync
+    // status, and a failure stays in the sync history while the connection stays.
+    queue_sync(state, &store, SyncKind::Full, "connect", None).await?;
+    register_webhooks(state, &store, &client).await;
     Ok(store)
+}
+
+/// The context binding a store's webhook secret to that store when sealed.
+pub(crate) fn webhook_secret_context(store_id: Uuid) -> String {
+    format!("woocommerce-webhook-secret:{store_id}")
+}
+
+/// Gives the store a fresh webhook secret and asks WooCommerce to send product changes to
+/// our receiver. Best effort: a store that cannot reach this service (a development
+/// machine, a firewall) still syncs on schedule and on demand; the failure is logged.
+async fn register_webhooks(
+    state: &AppState,
+    store: &Store,
+    client: &connectors::woocommerce::WooCommerceClient,
+) {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    let sealed = state
+        .keyring
+        .encrypt(secret.as_bytes(), &webhook_secret_context(store.id));
+    if let Err(err) = state
+        .storage
+        .set_webhook_secret(store.account_id, store.id, Some(&sealed))
+        .await
+    {
+        tracing::warn!(store.id = %store.id, error.cause = %err, "could not save the webhook secret");
+        return;
+    }
+    let delivery_url = format!(
+        "{}/api/webhooks/woocommerce/{}",
+        state.settings.public_base_url(),
+        store.id
+    );
+    match client
+        .register_product_webhooks(&delivery_url, &secret)
+        .await
+    {
+        Ok(ids) => {
+            tracing::info!(store.id = %store.id, webhooks = ids.len(), "WooCommerce webhooks registered")
+        }
+        Err(err) => tracing::warn!(
+            store.id = %store.id,
+            error.cause = %err,
+            "WooCommerce webhooks could not be registered; the store syncs on schedule and on demand"
+        ),
+    }
 }
 
 fn reqwest_host(url: &str) -> Option<String> {
@@ -438,30 +470,225 @@ fn reqwest_host(url: &str) -> Option<String> {
         .map(|rest| rest.split('/').next().unwrap_or(rest).to_owned())
 }
 
-/// Read the store's whole catalog now (WooCommerce stores).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRequestBody {
+    /// `full` (default: everything, removing products the store no longer has) or
+    /// `incremental` (what changed since the last sync).
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRequestView {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    /// `full`, `incremental` or `single`.
+    pub kind: String,
+    /// `manual`, `schedule`, `webhook` or `connect`.
+    pub trigger: String,
+    /// For single-product syncs: the product's id in the store.
+    pub product_external_id: Option<String>,
+    /// `pending`, `running`, `done` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The sync run of the last attempt (see the history).
+    pub batch_id: Option<Uuid>,
+    pub error: Option<String>,
+}
+
+fn sync_request_view(request: storage::SyncRequest) -> SyncRequestView {
+    SyncRequestView {
+        id: request.id,
+        store_id: request.store_id,
+        kind: request.kind.as_str().into(),
+        trigger: request.trigger,
+        product_external_id: request.product_external_id,
+        status: request.status.as_str().into(),
+        attempts: request.attempts,
+        created_at: request.created_at,
+        finished_at: request.finished_at,
+        batch_id: request.batch_id,
+        error: request.error,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatusView {
+    /// The store takes part in the scheduled incremental sync (every 15 minutes).
+    pub auto_sync: bool,
+    /// Changes up to this instant have been read.
+    pub synced_through: Option<DateTime<Utc>>,
+    /// Waiting and running syncs, oldest first.
+    pub active: Vec<SyncRequestView>,
+    /// The newest finished run.
+    pub last: Option<SyncBatchView>,
+}
+
+/// Queues a sync of `store` and wakes this process's sync worker.
+pub(crate) async fn queue_sync(
+    state: &AppState,
+    store: &Store,
+    kind: SyncKind,
+    trigger: &str,
+    product: Option<String>,
+) -> ApiResult<storage::SyncRequest> {
+    let request = state
+        .storage
+        .enqueue_sync(
+            store.account_id,
+            store.id,
+            storage::NewSyncRequest {
+                kind,
+                trigger: trigger.to_owned(),
+                product_external_id: product,
+            },
+            Utc::now(),
+        )
+        .await?;
+    state.sync_wake.notify_waiters();
+    Ok(request)
+}
+
+fn ensure_syncable(store: &Store) -> ApiResult<()> {
+    match store.platform {
+        Platform::Local => Err(ApiError::Conflict {
+            code: "not_syncable",
+            message: "local catalogs are filled by CSV import, not synced".into(),
+        }),
+        Platform::Wix | Platform::Woocommerce => Ok(()),
+    }
+}
+
+/// Queue a sync of the store's catalog (full by default). The sync runs in the background;
+/// follow it with `GET /api/stores/{id}/sync`.
 #[utoipa::path(post, path = "/api/stores/{id}/sync", tag = "catalog", params(("id" = Uuid, Path)),
+    request_body(content = Option<SyncRequestBody>, description = "Optional; `{\"kind\": \"incremental\"}`"),
     security(("bearer" = []), ("wixInstance" = [])),
     responses(
-        (status = 200, description = "The finished sync", body = SyncBatchView),
+        (status = 202, description = "Queued (or already waiting)", body = SyncRequestView),
+        (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "Local catalogs are filled by import", body = ErrorBody),
-        (status = 502, description = "The store failed; its own code and message are in `details`", body = ErrorBody)))]
+        (status = 409, description = "Local catalogs are filled by import", body = ErrorBody)))]
 pub async fn sync_store(
     State(state): State<AppState>,
     caller: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<SyncBatchView>> {
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<SyncRequestView>)> {
+    let request: SyncRequestBody = if body.iter().all(u8::is_ascii_whitespace) {
+        SyncRequestBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|err| ApiError::InvalidJson(err.to_string()))?
+    };
+    let kind = match request.kind.as_deref().unwrap_or("full") {
+        "full" => SyncKind::Full,
+        "incremental" => SyncKind::Incremental,
+        _ => {
+            return Err(ApiError::field(
+                "kind",
+                "must be \"full\" or \"incremental\"",
+            ))
+        }
+    };
     let store = state.storage.get_store(caller.account_id, id).await?;
-    let batch = worker::sync::full_sync(
-        state.storage.as_ref(),
-        &state.keyring,
-        &store,
-        "manual",
-        woocommerce_options(&state),
-    )
-    .await
-    .map_err(sync_error)?;
-    Ok(Json(sync_view(batch)))
+    ensure_syncable(&store)?;
+    let request = queue_sync(&state, &store, kind, "manual", None).await?;
+    Ok((StatusCode::ACCEPTED, Json(sync_request_view(request))))
+}
+
+/// The store's sync settings, the syncs waiting or running, and the last finished run.
+#[utoipa::path(get, path = "/api/stores/{id}/sync", tag = "catalog", params(("id" = Uuid, Path)),
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses((status = 200, body = SyncStatusView), (status = 404, body = ErrorBody)))]
+pub async fn sync_status(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<SyncStatusView>> {
+    let sync = state
+        .storage
+        .store_sync_state(caller.account_id, id)
+        .await?;
+    let active = state
+        .storage
+        .active_sync_requests(caller.account_id, id)
+        .await?
+        .into_iter()
+        .map(sync_request_view)
+        .collect();
+    let last = state
+        .storage
+        .list_sync_batches(caller.account_id, id, 1)
+        .await?
+        .into_iter()
+        .next()
+        .map(sync_view);
+    Ok(Json(SyncStatusView {
+        auto_sync: sync.auto_sync,
+        synced_through: sync.synced_through,
+        active,
+        last,
+    }))
+}
+
+/// One queued or finished sync request.
+#[utoipa::path(get, path = "/api/stores/{id}/sync/{requestId}", tag = "catalog",
+    params(("id" = Uuid, Path), ("requestId" = Uuid, Path)),
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses((status = 200, body = SyncRequestView), (status = 404, body = ErrorBody)))]
+pub async fn get_sync_request(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiPath((id, request_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<Json<SyncRequestView>> {
+    let request = state
+        .storage
+        .get_sync_request(caller.account_id, request_id)
+        .await?;
+    if request.store_id != id {
+        return Err(ApiError::NotFound("sync request"));
+    }
+    Ok(Json(sync_request_view(request)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateStoreRequest {
+    /// Take part in the scheduled incremental sync every 15 minutes.
+    pub auto_sync: Option<bool>,
+}
+
+/// Change a store's settings.
+#[utoipa::path(patch, path = "/api/stores/{id}", tag = "catalog", params(("id" = Uuid, Path)),
+    request_body = UpdateStoreRequest,
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses(
+        (status = 200, body = StoreView),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Local catalogs do not sync", body = ErrorBody)))]
+pub async fn update_store(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<UpdateStoreRequest>,
+) -> ApiResult<Json<StoreView>> {
+    let store = state.storage.get_store(caller.account_id, id).await?;
+    if let Some(enabled) = request.auto_sync {
+        if enabled {
+            ensure_syncable(&store)?;
+        }
+        state
+            .storage
+            .set_auto_sync(caller.account_id, id, enabled)
+            .await?;
+    }
+    let count = product_count(&state, caller.account_id, id).await?;
+    Ok(Json(store_view(&state, store, count).await?))
 }
 
 /// The store's sync runs, newest first.
@@ -495,7 +722,7 @@ pub async fn get_store(
 ) -> ApiResult<Json<StoreView>> {
     let store = state.storage.get_store(caller.account_id, id).await?;
     let count = product_count(&state, caller.account_id, id).await?;
-    Ok(Json(store_view(store, count)))
+    Ok(Json(store_view(&state, store, count).await?))
 }
 
 /// Disconnect a store and delete everything cached from it.

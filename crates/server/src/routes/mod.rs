@@ -6,6 +6,7 @@ pub mod account;
 pub mod auth;
 pub mod catalog;
 pub mod health;
+pub mod webhooks;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -31,6 +32,7 @@ use crate::AppState;
         (name = "auth", description = "Standalone accounts and sessions"),
         (name = "account", description = "The signed-in account"),
         (name = "catalog", description = "Stores, products and collections"),
+        (name = "webhooks", description = "Deliveries from the store platforms"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -86,9 +88,15 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(account::me))
         .routes(routes!(account::update_account))
         .routes(routes!(catalog::list_stores, catalog::create_store))
-        .routes(routes!(catalog::get_store, catalog::delete_store))
+        .routes(routes!(
+            catalog::get_store,
+            catalog::update_store,
+            catalog::delete_store
+        ))
         .routes(routes!(catalog::import_catalog))
-        .routes(routes!(catalog::sync_store))
+        .routes(routes!(catalog::sync_store, catalog::sync_status))
+        .routes(routes!(catalog::get_sync_request))
+        .routes(routes!(webhooks::woocommerce_webhook))
         .routes(routes!(catalog::sync_history))
         .routes(routes!(catalog::export_catalog))
         .routes(routes!(catalog::list_products))

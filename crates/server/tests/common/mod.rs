@@ -58,16 +58,26 @@ impl TestServer {
                 app_id: WIX_APP_ID.into(),
                 app_secret: Some(secrets::Secret::new(WIX_SECRET.into())),
                 public_key: None,
+                api_base_url: connectors::wix::DEFAULT_BASE_URL.into(),
             }),
             ..Settings::default()
         };
-        customize(&mut settings);
-        let state = AppState::build(settings, demo).await.expect("server state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        settings.public_url = Some(base.clone());
+        customize(&mut settings);
+        let state = AppState::build(settings, demo).await.expect("server state");
         let (shutdown, stopped) = oneshot::channel::<()>();
+        // The process's sync worker, as `optimizer serve` runs it: syncs are queued by the
+        // API and run in the background.
+        let background = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(worker::sync::run_sync_queue(
+            state.sync_worker(),
+            background.clone(),
+        ));
         tokio::spawn(server::serve(listener, state.clone(), async move {
             stopped.await.ok();
+            background.cancel();
         }));
         Some(TestServer {
             base,
@@ -137,6 +147,24 @@ impl TestServer {
     #[allow(dead_code, reason = "not every test binary reaches into storage")]
     pub fn storage(&self) -> Arc<dyn storage::Storage> {
         self.state.storage.clone()
+    }
+}
+
+impl TestServer {
+    #[allow(dead_code)] // Not every test binary that includes this module syncs.
+    /// Waits until the store has no waiting or running sync (the background worker has
+    /// finished what was queued), failing after 30 s.
+    pub async fn wait_for_syncs(&self, store_id: &str, header: (&str, &str)) -> Value {
+        for _ in 0..300 {
+            let status = self
+                .get_json(&format!("/api/stores/{store_id}/sync"), header)
+                .await;
+            if status["active"].as_array().is_some_and(Vec::is_empty) {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the store's syncs did not finish in 30 s");
     }
 }
 

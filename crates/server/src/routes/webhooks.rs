@@ -1,0 +1,150 @@
+//! Webhook receivers. They are called by the platforms, not by signed-in merchants: each
+//! authenticates the delivery by its signature, records it once (a redelivery has no
+//! second effect), answers quickly, and leaves the work to the background sync.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use chrono::Utc;
+use domain::Platform;
+use serde::{Deserialize, Serialize};
+use storage::{NewWebhookEvent, SyncKind};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiPath, ApiResult, ErrorBody};
+use crate::routes::catalog::{queue_sync, webhook_secret_context};
+use crate::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookAck {
+    /// `ping`, `queued`, `duplicate` or `ignored`.
+    pub result: String,
+}
+
+fn ack(result: &str) -> ApiResult<(StatusCode, Json<WebhookAck>)> {
+    Ok((
+        StatusCode::OK,
+        Json(WebhookAck {
+            result: result.to_owned(),
+        }),
+    ))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+}
+
+/// The product fields a delivery carries that say which product changed: a variation's
+/// change is its parent product's change.
+#[derive(Deserialize)]
+struct DeliveredProduct {
+    id: i64,
+    #[serde(default)]
+    parent_id: i64,
+}
+
+/// WooCommerce product webhooks (`product.created`, `product.updated`, `product.deleted`).
+/// The signature (`X-WC-Webhook-Signature`: base64 HMAC-SHA256 of the body with the
+/// store's webhook secret) is checked in constant time; the creation ping (a form body
+/// `webhook_id=N` without signature) is answered 200 as WooCommerce requires.
+#[utoipa::path(post, path = "/api/webhooks/woocommerce/{storeId}", tag = "webhooks",
+    params(("storeId" = Uuid, Path)),
+    request_body(content = String, description = "The product as WooCommerce sends it"),
+    responses(
+        (status = 200, description = "Accepted (or a repeated delivery)", body = WebhookAck),
+        (status = 400, description = "A signed body that is not a product", body = ErrorBody),
+        (status = 401, description = "Missing or wrong signature", body = ErrorBody),
+        (status = 404, description = "No such WooCommerce store", body = ErrorBody)))]
+pub async fn woocommerce_webhook(
+    State(state): State<AppState>,
+    ApiPath(store_id): ApiPath<Uuid>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<WebhookAck>)> {
+    let Some((store, sealed_secret)) = state.storage.webhook_store(store_id).await? else {
+        return Err(ApiError::NotFound("store"));
+    };
+    if store.platform != Platform::Woocommerce {
+        return Err(ApiError::NotFound("store"));
+    }
+    let Some(signature) = header(&headers, "x-wc-webhook-signature") else {
+        let is_ping = std::str::from_utf8(&body)
+            .ok()
+            .and_then(|text| text.trim().strip_prefix("webhook_id="))
+            .is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()));
+        if is_ping {
+            return ack("ping");
+        }
+        return Err(ApiError::unauthorized(
+            "missing_signature",
+            "the delivery has no X-WC-Webhook-Signature",
+        ));
+    };
+    let Some(sealed_secret) = sealed_secret else {
+        return Err(ApiError::unauthorized(
+            "invalid_signature",
+            "this store has no webhook secret",
+        ));
+    };
+    let secret = state
+        .keyring
+        .decrypt(&sealed_secret, &webhook_secret_context(store.id))
+        .map_err(ApiError::internal)?;
+    let secret = String::from_utf8(secret).map_err(ApiError::internal)?;
+    if !connectors::woocommerce::verify_webhook_signature(&secret, &body, signature) {
+        return Err(ApiError::unauthorized(
+            "invalid_signature",
+            "the webhook signature does not match",
+        ));
+    }
+    let topic = header(&headers, "x-wc-webhook-topic").unwrap_or_default();
+    if !topic.starts_with("product.") {
+        tracing::info!(store.id = %store.id, webhook.topic = topic, "ignored a WooCommerce webhook topic");
+        return ack("ignored");
+    }
+    let product: DeliveredProduct = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::InvalidJson(format!("not a WooCommerce product: {err}")))?;
+    let product_id = if product.parent_id > 0 {
+        product.parent_id
+    } else {
+        product.id
+    };
+    // WooCommerce's delivery id names one delivery; without one, the signed body does.
+    let delivery = match header(&headers, "x-wc-webhook-delivery-id") {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&body))
+        }
+    };
+    let first = state
+        .storage
+        .record_webhook_event(
+            NewWebhookEvent {
+                provider: "woocommerce".into(),
+                dedupe_key: format!("{}:{delivery}", store.id),
+                event_type: topic.to_owned(),
+                account_id: Some(store.account_id),
+                payload: format!("{{\"id\":{product_id}}}"),
+            },
+            Utc::now(),
+        )
+        .await?;
+    if !first {
+        return ack("duplicate");
+    }
+    queue_sync(
+        &state,
+        &store,
+        SyncKind::Single,
+        "webhook",
+        Some(product_id.to_string()),
+    )
+    .await?;
+    ack("queued")
+}

@@ -1,0 +1,70 @@
+//! The scheduler: periodic tasks that must run once across all processes (every
+//! `optimizer serve` and `optimizer worker` against one database). Each tick, the process
+//! holding the leadership (a PostgreSQL advisory lock, or a lease row on SQLite) queues the
+//! due work; the others wait, and take over if the leader goes away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use storage::Storage;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// The leadership name of the scheduler.
+pub const SCHEDULER_LEADERSHIP: &str = "scheduler";
+/// Stores with automatic sync get an incremental sync this often.
+pub const SCHEDULED_SYNC_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// How often the scheduler looks for due work (and a SQLite leader renews its lease).
+pub const SCHEDULER_TICK: Duration = Duration::from_secs(30);
+
+/// One scheduler tick: if this process leads, queue the due syncs. Returns how many were
+/// queued, or `None` when another process leads.
+pub async fn tick(
+    storage: &dyn Storage,
+    holder: &str,
+    interval: Duration,
+) -> Result<Option<u64>, storage::StorageError> {
+    let now = Utc::now();
+    // The lease outlives a few missed ticks, so a busy leader does not flap.
+    let ttl = chrono::Duration::from_std(SCHEDULER_TICK * 4).unwrap_or_default();
+    if !storage
+        .try_lead(SCHEDULER_LEADERSHIP, holder, ttl, now)
+        .await?
+    {
+        return Ok(None);
+    }
+    let interval = chrono::Duration::from_std(interval).unwrap_or_default();
+    let queued = storage.enqueue_scheduled_syncs(now, interval).await?;
+    if queued > 0 {
+        tracing::info!(sync.queued = queued, "queued scheduled syncs");
+    }
+    Ok(Some(queued))
+}
+
+/// Runs the scheduler every `tick_every` until `shutdown`, then gives up the leadership so
+/// another process takes over at once.
+pub async fn run_scheduler(
+    storage: Arc<dyn Storage>,
+    holder: String,
+    interval: Duration,
+    tick_every: Duration,
+    wake_sync: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match tick(storage.as_ref(), &holder, interval).await {
+            Ok(Some(queued)) if queued > 0 => wake_sync.notify_waiters(),
+            Ok(_) => {}
+            Err(err) => tracing::error!(error.cause = %err, "scheduler tick failed; retrying"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(tick_every) => {}
+        }
+    }
+    if let Err(err) = storage.resign_lead(SCHEDULER_LEADERSHIP, &holder).await {
+        tracing::warn!(error.cause = %err, "could not resign the scheduler leadership");
+    }
+    tracing::info!("scheduler stopped");
+}
