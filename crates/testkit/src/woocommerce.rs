@@ -476,6 +476,14 @@ impl FakeWooCommerce {
         });
     }
 
+    /// Revokes a key as a merchant would in WooCommerce → Settings → Advanced → REST API:
+    /// calls with it are then refused like calls with an unknown key.
+    pub fn revoke_api_key(&self, consumer_key: &str) {
+        self.lock()
+            .keys
+            .retain(|key| key.consumer_key != consumer_key);
+    }
+
     /// Adds a category under `parent` (0: top level) and returns its id.
     pub fn add_category(&self, name: &str, parent: i64) -> i64 {
         let mut guard = self.lock();
