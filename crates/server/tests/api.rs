@@ -785,6 +785,7 @@ async fn openapi_document_covers_every_route(engine: Engine) {
             "PATCH /api/account",
             "PATCH /api/stores/{id}",
             "POST /api/stores",
+            "POST /api/stores/woocommerce/authorize",
             "POST /api/stores/{id}/import",
             "POST /api/stores/{id}/sync",
             "POST /api/v1/auth/demo-login",
@@ -793,6 +794,7 @@ async fn openapi_document_covers_every_route(engine: Engine) {
             "POST /api/v1/auth/refresh",
             "POST /api/v1/auth/register",
             "POST /api/webhooks/woocommerce/{storeId}",
+            "POST /api/woocommerce/keys",
         ]
     );
     // Every documented operation is really routed (none answers route_not_found).

@@ -21,6 +21,7 @@ api_tests!(
     woocommerce_connection_problems_are_explained,
     woocommerce_webhooks_keep_products_in_sync,
     wix_site_syncs_its_catalog_in_the_background,
+    woocommerce_store_connects_by_key_approval,
 );
 
 fn shared_sample(name: &str) -> Vec<u8> {
@@ -1034,4 +1035,83 @@ async fn wix_site_syncs_its_catalog_in_the_background(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(error_code(bad, 400).await, "validation_failed");
+}
+
+async fn woocommerce_store_connects_by_key_approval(engine: Engine) {
+    let Some(server) =
+        TestServer::start_with(engine, false, |s| s.woocommerce_allow_http = true).await
+    else {
+        return;
+    };
+    let fake = fake_store().await;
+    // Loopback is plain HTTP; a real store insists on an HTTPS callback.
+    fake.set_allow_insecure_callback(true);
+    fake.set_auth_decision(testkit::woocommerce::AuthDecision::Approve);
+    let merchant = Merchant::register(&server, "woo-approve@example.com").await;
+    let (status, start) = merchant
+        .json(
+            Method::POST,
+            "/api/stores/woocommerce/authorize",
+            Some(json!({"url": fake.base_url, "currency": "EUR"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{start}");
+    let authorize_url = start["authorizeUrl"].as_str().unwrap().to_owned();
+    assert!(authorize_url.starts_with(&format!("{}/wc-auth/v1/authorize?", fake.base_url)));
+    assert!(authorize_url.contains("scope=read_write"));
+
+    // The merchant approves on the store's screen: WooCommerce posts the keys to our
+    // callback, which must answer 200, then sends the merchant back to the dashboard.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = no_redirects.get(&authorize_url).send().await.unwrap();
+    assert_eq!(answer.status(), 302, "{}", answer.text().await.unwrap());
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("{}/stores?woocommerce=returned", server.base))
+            && location.contains("success=1"),
+        "{location}"
+    );
+    let (_, stores) = merchant.json(Method::GET, "/api/stores", None).await;
+    let store = &stores["stores"][0];
+    assert_eq!(store["platform"], "woocommerce");
+    assert_eq!(store["currency"], "EUR");
+    let id = store["id"].as_str().unwrap().to_owned();
+    let status = server
+        .wait_for_syncs(&id, ("authorization", &merchant.auth))
+        .await;
+    assert_eq!(status["last"]["created"], 18, "{status}");
+
+    // The same request cannot connect twice, and an unknown one connects nothing.
+    let replay = server
+        .request(Method::POST, "/api/woocommerce/keys")
+        .json(&json!({"key_id": 9, "user_id": "not-a-request", "consumer_key": "ck_x", "consumer_secret": "cs_x", "key_permissions": "read_write"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(replay, 404).await, "not_found");
+    let junk = server
+        .request(Method::POST, "/api/woocommerce/keys")
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(junk, 400).await, "invalid_json");
+
+    // Plain HTTP store addresses are refused outside local development.
+    let Some(strict) = TestServer::start(engine).await else {
+        return;
+    };
+    let other = Merchant::register(&strict, "woo-strict@example.com").await;
+    let (status, body) = other
+        .json(
+            Method::POST,
+            "/api/stores/woocommerce/authorize",
+            Some(json!({"url": "http://shop.example"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["details"]["fields"]["url"].is_string());
 }

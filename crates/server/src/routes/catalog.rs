@@ -362,7 +362,7 @@ pub async fn create_store(
 
 /// Checks the address and keys against the store, saves the keys encrypted, and reads the
 /// catalog once.
-async fn connect_woocommerce(
+pub(crate) async fn connect_woocommerce(
     state: &AppState,
     account_id: Uuid,
     name: String,

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod catalog;
 pub mod health;
 pub mod webhooks;
+pub mod woocommerce_auth;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -97,6 +98,8 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalog::sync_store, catalog::sync_status))
         .routes(routes!(catalog::get_sync_request))
         .routes(routes!(webhooks::woocommerce_webhook))
+        .routes(routes!(woocommerce_auth::start_authorization))
+        .routes(routes!(woocommerce_auth::receive_keys))
         .routes(routes!(catalog::sync_history))
         .routes(routes!(catalog::export_catalog))
         .routes(routes!(catalog::list_products))
