@@ -19,10 +19,10 @@ export const WIX_SECRET = 'e2e-wix-app-secret';
 const SCREENSHOTS = join(here, 'screenshots');
 const BIN = resolve(here, '..', process.env.OPTIMIZER_BIN ?? '../target/debug/optimizer');
 
-/** Starts `optimizer serve --port 0`; resolves once it prints where it listens. */
+/** Starts `optimizer serve --port 0` (with its background worker, which runs syncs); resolves once it prints where it listens. */
 export async function startServer({ demo = false, env = {} } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'optimizer-e2e-'));
-  const args = ['serve', '--port', '0', '--no-worker', ...(demo ? ['--demo'] : [])];
+  const args = ['serve', '--port', '0', ...(demo ? ['--demo'] : [])];
   const child = spawn(BIN, args, {
     env: {
       PATH: process.env.PATH,

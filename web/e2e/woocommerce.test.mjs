@@ -48,3 +48,29 @@ test('a WooCommerce store is connected with its API keys, read, and synced again
   await page.getByText('Showing 3 of 3 products').waitFor();
   assert.match(await page.getByTestId('products-table').innerText(), /Pruning Shears/);
 });
+
+test('a WooCommerce store is connected by approving access on the store', async () => {
+  const store = await startFakeWooCommerce();
+  try {
+    const page = await (await env.browser.newContext()).newPage();
+    await page.goto(`${env.server.base}/register`);
+    await page.getByLabel('Email').fill('woo-approve@example.com');
+    await page.getByLabel('Password').fill('correct horse battery');
+    await page.getByTestId('register-submit').click();
+    await page.getByTestId('credits-summary').waitFor();
+    await page.getByRole('link', { name: 'Stores' }).click();
+
+    await page.getByLabel('Store address').fill(store.baseUrl);
+    // The store's grant screen approves, posts the keys to the service and sends the
+    // merchant back to the Stores page.
+    await page.getByTestId('authorize-woocommerce').click();
+    await page.waitForURL(/\/stores\?woocommerce=returned.*success=1/);
+    await page.getByTestId('woocommerce-approved').waitFor();
+    await page.getByText('3 products · USD').waitFor();
+    await page.getByTestId('sync-history').waitFor();
+    assert.match(await page.getByTestId('sync-history').innerText(), /On connect\s+3 read: 3 new/);
+    await screenshot(page, 'woocommerce-approved');
+  } finally {
+    store.stop();
+  }
+});

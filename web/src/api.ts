@@ -95,6 +95,7 @@ export interface SyncStatus {
   syncedThrough: string | null;
   active: SyncRequest[];
   last: SyncBatch | null;
+  productCount: number;
 }
 
 export interface ImportReport {
@@ -322,6 +323,10 @@ export const api = {
   connectWooCommerce: (url: string, consumerKey: string, consumerSecret: string, currency: string) =>
     request<StoreView>('POST', '/api/stores', {
       body: { platform: 'woocommerce', url, consumerKey, consumerSecret, currency },
+    }),
+  authorizeWooCommerce: (url: string, currency: string) =>
+    request<{ authorizeUrl: string; expiresAt: string }>('POST', '/api/stores/woocommerce/authorize', {
+      body: { url, currency },
     }),
   syncStore: (id: string) => request<SyncRequest>('POST', `/api/stores/${id}/sync`),
   syncStatus: (id: string) => request<SyncStatus>('GET', `/api/stores/${id}/sync`),

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { Link as RouterLink } from 'react-router-dom';
+import { Link as RouterLink, useSearchParams } from 'react-router-dom';
 import { Badge, Box, Button, Card, Checkbox, Heading, Loader, SectionHelper, Text } from '@wix/design-system';
 import { api, type ImportReport, type StoreView, type SyncBatch, type SyncStatus } from '../api';
 import { TextField, asApiError, useSubmit } from '../components/forms';
@@ -40,6 +40,18 @@ export default function StoresPage() {
     setWooSecret('');
     reload();
   });
+  // Key approval: WooCommerce shows the merchant a grant screen, posts new keys to the
+  // service, and sends the merchant back here with `success=1` (or 0 when denied).
+  const authorize = useSubmit(async () => {
+    const { authorizeUrl } = await api.authorizeWooCommerce(wooUrl, 'USD');
+    if (window.top !== window.self) {
+      window.open(authorizeUrl, '_blank', 'noopener');
+    } else {
+      window.location.assign(authorizeUrl);
+    }
+  });
+  const [params] = useSearchParams();
+  const returned = params.get('woocommerce') === 'returned' ? params.get('success') : null;
 
   return (
     <Box direction="vertical" gap="24px">
@@ -53,6 +65,16 @@ export default function StoresPage() {
         </Text>
       </Box>
       {error && <SectionHelper appearance="danger">{error}</SectionHelper>}
+      {returned === '1' && (
+        <SectionHelper appearance="success" dataHook="woocommerce-approved">
+          Access approved: your WooCommerce store is connected and its products are being read.
+        </SectionHelper>
+      )}
+      {returned === '0' && (
+        <SectionHelper appearance="warning" dataHook="woocommerce-denied">
+          Access was not approved on the WooCommerce store, so nothing was connected.
+        </SectionHelper>
+      )}
       {stores === null ? (
         <Loader size="medium" />
       ) : (
@@ -61,7 +83,7 @@ export default function StoresPage() {
       <Card>
         <Card.Header
           title="Connect a WooCommerce store"
-          subtitle="Create a REST API key with Read/Write access in WooCommerce → Settings → Advanced → REST API."
+          subtitle="Approve access on your store (you sign in to WordPress there), or paste a REST API key with Read/Write access from WooCommerce → Settings → Advanced → REST API."
         />
         <Card.Divider />
         <Card.Content>
@@ -81,9 +103,22 @@ export default function StoresPage() {
                   {connect.formError.platformMessage ?? connect.formError.message}
                 </SectionHelper>
               )}
-              <Box>
+              {(authorize.formError || authorize.fields.url) && (
+                <SectionHelper appearance="danger" dataHook="authorize-error">
+                  {authorize.fields.url ?? authorize.formError?.message}
+                </SectionHelper>
+              )}
+              <Box gap="12px">
                 <Button type="submit" disabled={connect.busy} dataHook="connect-woocommerce">
-                  {connect.busy ? <Loader size="tiny" /> : 'Connect and read products'}
+                  {connect.busy ? <Loader size="tiny" /> : 'Connect with these keys'}
+                </Button>
+                <Button
+                  priority="secondary"
+                  disabled={authorize.busy}
+                  onClick={(event) => authorize.submit(event)}
+                  dataHook="authorize-woocommerce"
+                >
+                  {authorize.busy ? <Loader size="tiny" /> : 'Approve access on the store instead'}
                 </Button>
               </Box>
             </Box>
@@ -125,8 +160,8 @@ function StoreCard({ store, onChanged }: { store: StoreView; onChanged: () => vo
   const syncable = store.platform !== 'local';
   const syncing = (status?.active.length ?? 0) > 0;
 
-  // Syncs run in the background: follow the store's status while one waits or runs, then
-  // refresh the history and the product count.
+  // Syncs run in the background: follow the store's status (with its product count) while
+  // one waits or runs.
   const refreshSync = useCallback(async () => {
     const [next, history] = await Promise.all([api.syncStatus(store.id), api.syncHistory(store.id)]);
     setStatus(next);
@@ -139,14 +174,10 @@ function StoreCard({ store, onChanged }: { store: StoreView; onChanged: () => vo
   useEffect(() => {
     if (!syncing) return;
     const timer = window.setTimeout(() => {
-      refreshSync()
-        .then((next) => {
-          if (next.active.length === 0) onChanged();
-        })
-        .catch((err) => setError(asApiError(err).message));
+      refreshSync().catch((err) => setError(asApiError(err).message));
     }, 1000);
     return () => window.clearTimeout(timer);
-  }, [syncing, status, refreshSync, onChanged]);
+  }, [syncing, status, refreshSync]);
 
   const syncNow = () =>
     run('sync', async () => {
@@ -194,7 +225,7 @@ function StoreCard({ store, onChanged }: { store: StoreView; onChanged: () => vo
     <Card dataHook="store-card">
       <Card.Header
         title={store.name}
-        subtitle={`${store.productCount.toLocaleString()} products · ${store.currency}`}
+        subtitle={`${(status?.productCount ?? store.productCount).toLocaleString()} products · ${store.currency}`}
         suffix={<Badge size="small" skin="neutralStandard">{PLATFORM_LABEL[store.platform]}</Badge>}
       />
       <Card.Divider />

@@ -526,6 +526,8 @@ pub struct SyncStatusView {
     pub active: Vec<SyncRequestView>,
     /// The newest finished run.
     pub last: Option<SyncBatchView>,
+    /// The store's products now (changes as syncs run).
+    pub product_count: i64,
 }
 
 /// Queues a sync of `store` and wakes this process's sync worker.
@@ -632,6 +634,7 @@ pub async fn sync_status(
         synced_through: sync.synced_through,
         active,
         last,
+        product_count: product_count(&state, caller.account_id, id).await?,
     }))
 }
 

@@ -48,6 +48,10 @@ async fn main() {
         ],
         Utc::now(),
     );
+    // The browser tests run on loopback, which is plain HTTP: the store accepts our
+    // callback there, and approves key requests as a merchant clicking "Approve" would.
+    fake.set_allow_insecure_callback(true);
+    fake.set_auth_decision(testkit::woocommerce::AuthDecision::Approve);
     println!(
         "{}",
         serde_json::json!({
