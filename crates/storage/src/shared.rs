@@ -1004,16 +1004,28 @@ macro_rules! impl_storage {
                 if owned.is_none() {
                     return Err($crate::StorageError::not_found("store"));
                 }
-                let existing: std::collections::HashMap<String, (String, String)> =
-                    sqlx::query_as::<_, (String, String, String)>(
-                        "SELECT external_id, id, checksum FROM products WHERE store_id = $1",
-                    )
-                    .bind(&store)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .map(|(external_id, id, checksum)| (external_id, (id, checksum)))
-                    .collect();
+                // Only the rows this batch names: a sync writes page by page, and reading
+                // the whole store for every page would make a sync quadratic.
+                let mut existing: std::collections::HashMap<String, (String, String)> =
+                    std::collections::HashMap::with_capacity(products.len());
+                for chunk in products.chunks(500) {
+                    let mut lookup = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT external_id, id, checksum FROM products WHERE store_id = ",
+                    );
+                    lookup.push_bind(&store).push(" AND external_id IN (");
+                    let mut ids = lookup.separated(", ");
+                    for product in chunk {
+                        ids.push_bind(&product.external_id);
+                    }
+                    ids.push_unseparated(")");
+                    for (external_id, id, checksum) in lookup
+                        .build_query_as::<(String, String, String)>()
+                        .fetch_all(&mut *tx)
+                        .await?
+                    {
+                        existing.insert(external_id, (id, checksum));
+                    }
+                }
                 let mut summary = $crate::UpsertSummary::default();
                 let mut collections = std::collections::HashMap::new();
                 for product in products {
