@@ -98,6 +98,20 @@ pub trait Catalog: Send + Sync {
     async fn collections(&self) -> Result<Vec<CatalogCollection>, ConnectorError>;
 }
 
+/// The cursor to read next after a page, or `None` after the last page. A store that hands
+/// back the cursor it was given would make a reader loop forever: that is an error.
+pub fn next_cursor(
+    current: Option<&str>,
+    page_next: Option<String>,
+) -> Result<Option<String>, ConnectorError> {
+    match page_next {
+        Some(next) if Some(next.as_str()) == current => Err(ConnectorError::InvalidResponse(
+            "the store returned the same page cursor twice".into(),
+        )),
+        next => Ok(next),
+    }
+}
+
 /// Reads every page of `catalog` (optionally only products modified since an instant).
 pub async fn list_all(
     catalog: &dyn Catalog,
@@ -108,14 +122,9 @@ pub async fn list_all(
     loop {
         let page = catalog.list(cursor.as_deref(), modified_since).await?;
         products.extend(page.products);
-        match page.next_cursor {
-            Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
-            Some(_) => {
-                return Err(ConnectorError::InvalidResponse(
-                    "the store returned the same page cursor twice".into(),
-                ))
-            }
-            None => return Ok(products),
+        cursor = next_cursor(cursor.as_deref(), page.next_cursor)?;
+        if cursor.is_none() {
+            return Ok(products);
         }
     }
 }

@@ -11,5 +11,6 @@ pub mod wix;
 pub mod woocommerce;
 
 pub use catalog::{
-    list_all, Catalog, CatalogCollection, CatalogPage, CatalogProduct, ContentUpdate, ProductUpdate,
+    list_all, next_cursor, Catalog, CatalogCollection, CatalogPage, CatalogProduct, ContentUpdate,
+    ProductUpdate,
 };

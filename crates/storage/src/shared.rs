@@ -149,6 +149,25 @@ macro_rules! impl_storage {
                 Ok(account)
             }
 
+            /// [`crate::StorageError::NotFound`] unless the store belongs to the account, checked
+            /// inside the writing transaction so the write cannot land in another tenant's store.
+            async fn ensure_store_in_account(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                account_id: &str,
+                store_id: &str,
+            ) -> $crate::Result<()> {
+                let owned: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM stores WHERE id = $1 AND account_id = $2")
+                        .bind(store_id)
+                        .bind(account_id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                match owned {
+                    Some(_) => Ok(()),
+                    None => Err($crate::StorageError::not_found("store")),
+                }
+            }
+
             /// Writes a changed source record over a product row (revision + 1).
             async fn rewrite_product(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -995,15 +1014,7 @@ macro_rules! impl_storage {
                 let store = store_id.to_string();
                 let now_ms = $crate::rows::millis(now);
                 let mut tx = self.begin_write().await?;
-                let owned: Option<String> =
-                    sqlx::query_scalar("SELECT id FROM stores WHERE id = $1 AND account_id = $2")
-                        .bind(&store)
-                        .bind(&account)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if owned.is_none() {
-                    return Err($crate::StorageError::not_found("store"));
-                }
+                Self::ensure_store_in_account(&mut tx, &account, &store).await?;
                 // Only the rows this batch names: a sync writes page by page, and reading
                 // the whole store for every page would make a sync quadratic.
                 let mut existing: std::collections::HashMap<String, (String, String)> =
@@ -1409,15 +1420,8 @@ macro_rules! impl_storage {
             ) -> $crate::Result<$crate::SyncRequest> {
                 let product = request.product_external_id.clone().unwrap_or_default();
                 let mut tx = self.begin_write().await?;
-                let owned: Option<String> =
-                    sqlx::query_scalar("SELECT id FROM stores WHERE id = $1 AND account_id = $2")
-                        .bind(store_id.to_string())
-                        .bind(account_id.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if owned.is_none() {
-                    return Err($crate::StorageError::not_found("store"));
-                }
+                Self::ensure_store_in_account(&mut tx, &account_id.to_string(), &store_id.to_string())
+                    .await?;
                 let now_ms = $crate::rows::millis(now);
                 sqlx::query(
                     "INSERT INTO sync_requests (id, account_id, store_id, kind, trigger, \

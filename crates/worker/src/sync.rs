@@ -19,9 +19,7 @@ use connectors::woocommerce::{credentials_context, ClientOptions, Credentials, W
 use connectors::{Catalog, CatalogPage, CatalogProduct, ContentUpdate, ProductUpdate};
 use domain::{Platform, SourceProduct, Store};
 use secrets::Keyring;
-use storage::{
-    Storage, StorageError, SyncBatch, SyncKind, SyncOutcome, SyncRequest, SyncRequestStatus,
-};
+use storage::{Storage, StorageError, SyncBatch, SyncKind, SyncOutcome, SyncRequest};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -256,15 +254,9 @@ async fn sync_products(
         // Each page is written as it arrives: memory stays bounded by a page, and a sync
         // cut short keeps what it read.
         write_page(storage, store, page.products, batch).await?;
-        match page.next_cursor {
-            Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
-            Some(_) => {
-                return Err(ConnectorError::InvalidResponse(
-                    "the store returned the same page cursor twice".into(),
-                )
-                .into())
-            }
-            None => break,
+        cursor = connectors::next_cursor(cursor.as_deref(), page.next_cursor)?;
+        if cursor.is_none() {
+            break;
         }
     }
     if kind == SyncKind::Full {
@@ -292,30 +284,6 @@ async fn write_page(
     batch.updated += summary.updated as i64;
     batch.unchanged += summary.unchanged as i64;
     Ok(())
-}
-
-/// Reads every product of the store now, upserts them and removes the ones that are gone
-/// (the benchmark's and the CLI's direct path; the API queues syncs instead).
-pub async fn full_sync(
-    storage: &Arc<dyn Storage>,
-    keyring: &Keyring,
-    settings: &ConnectorSettings,
-    store: &Store,
-    trigger: &str,
-) -> Result<SyncBatch, SyncError> {
-    if store.platform == Platform::Local {
-        return Err(SyncError::NotSyncable("local"));
-    }
-    let catalog = catalog_for_store(storage, keyring, settings, store).await?;
-    run_sync(
-        storage.as_ref(),
-        catalog.as_ref(),
-        store,
-        SyncKind::Full,
-        trigger,
-        None,
-    )
-    .await
 }
 
 /// Everything a sync worker needs; cheap to clone.
@@ -446,14 +414,6 @@ pub async fn run_sync_queue(worker: SyncWorker, shutdown: CancellationToken) {
         }
     }
     tracing::info!("sync queue stopped");
-}
-
-/// A request's status as the API reports it.
-pub fn request_is_active(request: &SyncRequest) -> bool {
-    matches!(
-        request.status,
-        SyncRequestStatus::Pending | SyncRequestStatus::Running
-    )
 }
 
 /// The local catalog: the products kept in our own database are the store. Reading it is
