@@ -5,6 +5,7 @@
 pub mod account;
 pub mod catalog;
 pub mod credits;
+pub mod job;
 pub mod plan;
 pub mod validation;
 
@@ -14,5 +15,9 @@ pub use catalog::{
     SourceProduct, Variant,
 };
 pub use credits::{next_reset_date, CreditBalance, LedgerEntry, LedgerReason};
+pub use job::{
+    text_job_cost, Attribute, ContentValue, ItemStatus, JobCounts, JobKind, JobStatus, RetryPolicy,
+    SourceScope,
+};
 pub use plan::{default_plans, Plan, PlanId};
 pub use validation::{validate_account_name, validate_email, validate_password, FieldErrors};
