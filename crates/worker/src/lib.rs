@@ -3,6 +3,7 @@
 //! shutdown token is cancelled: maintenance, the catalog sync queue ([`sync`]) and the
 //! scheduler ([`scheduler`]).
 
+pub mod engine;
 pub mod scheduler;
 pub mod sync;
 
