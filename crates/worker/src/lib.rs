@@ -4,6 +4,7 @@
 //! scheduler ([`scheduler`]).
 
 pub mod engine;
+pub mod publish;
 pub mod scheduler;
 pub mod sync;
 
