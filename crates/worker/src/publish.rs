@@ -256,20 +256,21 @@ impl Publisher {
                 }
                 Err(err) => return Err(err),
             };
-            if !catalogs.contains_key(&store_id) {
-                let store = self.storage.get_store(account_id, store_id).await?;
-                match catalog_for_store(&self.storage, &self.keyring, &self.settings, &store).await
-                {
-                    Ok(catalog) => {
-                        catalogs.insert(store_id, catalog);
-                    }
-                    Err(err) => {
-                        fail_all(results, 502, "store_unavailable", &err.to_string());
-                        continue;
+            let catalog = match catalogs.entry(store_id) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    let store = self.storage.get_store(account_id, store_id).await?;
+                    match catalog_for_store(&self.storage, &self.keyring, &self.settings, &store)
+                        .await
+                    {
+                        Ok(catalog) => entry.insert(catalog),
+                        Err(err) => {
+                            fail_all(results, 502, "store_unavailable", &err.to_string());
+                            continue;
+                        }
                     }
                 }
-            }
-            let catalog = &catalogs[&store_id];
+            };
             let external_id = product.source.external_id.clone();
             let live = match catalog.get(&external_id).await {
                 Ok(Some(live)) => live,
