@@ -227,10 +227,11 @@ fn is_shouting(text: &str) -> bool {
     cased > 0 && caps * 5 >= cased * 3 && caps_not_acronym >= 1
 }
 
-/// ALL-CAPS text in title case; anything else unchanged except that a title written all
-/// in lower case gets a capital first letter.
+/// ALL-CAPS or all-lower-case text in title case; mixed case is the merchant's choice
+/// and stays as it is.
 pub fn fix_caps(text: &str) -> String {
-    if is_shouting(text) {
+    let all_lower = !text.chars().any(char::is_uppercase);
+    if is_shouting(text) || all_lower {
         return text
             .split(' ')
             .enumerate()
@@ -238,10 +239,35 @@ pub fn fix_caps(text: &str) -> String {
             .collect::<Vec<_>>()
             .join(" ");
     }
-    if !text.chars().any(char::is_uppercase) {
-        return capitalize(text);
-    }
     text.to_owned()
+}
+
+/// Abbreviations after which a full stop does not end a sentence.
+const ABBREVIATIONS: &[&str] = &[
+    "e.g.", "i.e.", "etc.", "approx.", "ca.", "z.b.", "bzw.", "vs.",
+];
+
+/// Capitalises the first word of each sentence when it is written all in lower case
+/// ("warm hoodie. has pocket." → "Warm hoodie. Has pocket."). Words with capitals inside
+/// ("iPhone") are left alone.
+pub fn capitalize_sentences(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut sentence_start = true;
+    for word in text.split(' ') {
+        let lower_only =
+            word.chars().any(char::is_alphabetic) && !word.chars().any(char::is_uppercase);
+        if sentence_start && lower_only {
+            out.push(capitalize(word));
+        } else {
+            out.push(word.to_owned());
+        }
+        if !word.is_empty() {
+            let ends = word.ends_with(['.', '!', '?'])
+                && !ABBREVIATIONS.contains(&word.to_lowercase().as_str());
+            sentence_start = ends;
+        }
+    }
+    out.join(" ")
 }
 
 /// Removes a word repeated right after itself ("Linen Linen Shirt"), keeping the
@@ -406,7 +432,10 @@ fn meta_description(product: &SourceProduct) -> String {
     let target = limits(Platform::Wix, Attribute::SeoDescription).target_chars;
     let description = as_sentences(&html_to_text(&product.description_html));
     let short = as_sentences(&html_to_text(&product.short_description));
-    let mut text = if description.chars().count() >= 60 || short.is_empty() {
+    let mut text = if description.chars().count() >= 60
+        || short.is_empty()
+        || contains_ci(&description, short.trim_end_matches('.'))
+    {
         description
     } else if description.is_empty() {
         short
@@ -428,7 +457,7 @@ fn meta_description(product: &SourceProduct) -> String {
             text = format!("{text} {name}: {values}.");
         }
     }
-    truncate_at_sentence(&collapse_whitespace(&text), target)
+    truncate_at_sentence(&capitalize_sentences(&collapse_whitespace(&text)), target)
 }
 
 fn facts_list(facts: &[(String, String)]) -> String {
@@ -464,7 +493,11 @@ fn description(product: &SourceProduct) -> String {
     let mut html = if looks_like_html(source) {
         sanitize_html(source)
     } else {
-        sanitize_html(&text_to_html(source))
+        let paragraphs: Vec<String> = source
+            .split('\n')
+            .map(|line| capitalize_sentences(line.trim()))
+            .collect();
+        sanitize_html(&text_to_html(&paragraphs.join("\n")))
     };
     let text = html_to_text(&html);
     if text.chars().count() < SHORT_DESCRIPTION {
@@ -622,7 +655,22 @@ mod tests {
         // Mixed case and acronym-only capitals are the merchant's choice.
         assert_eq!(fix_caps("USB Cable for iPhone"), "USB Cable for iPhone");
         assert_eq!(fix_caps("Ocean Blue Shirt"), "Ocean Blue Shirt");
-        assert_eq!(fix_caps("linen shirt"), "Linen shirt");
+        assert_eq!(
+            fix_caps("linen shirt with pocket"),
+            "Linen Shirt with Pocket"
+        );
+    }
+
+    #[test]
+    fn sentences_start_with_a_capital() {
+        assert_eq!(
+            capitalize_sentences("warm fleece hoodie. has pocket. good for camping"),
+            "Warm fleece hoodie. Has pocket. Good for camping"
+        );
+        assert_eq!(
+            capitalize_sentences("fits e.g. laptops. iPhone cases too! yes"),
+            "Fits e.g. laptops. iPhone cases too! Yes"
+        );
     }
 
     #[test]
