@@ -1294,6 +1294,9 @@ struct Node {
     children: Vec<usize>,
 }
 
+/// How deep elements may nest; deeper start tags are ignored (their text is kept).
+const MAX_DEPTH: usize = 32;
+
 /// A well-formed tree of allowed elements, built from tokens with the few recovery rules
 /// browsers apply (a block closes an open paragraph, `li` lives in a list, loose text at
 /// the top becomes a paragraph, end tags without a start are ignored, everything open at
@@ -1336,6 +1339,10 @@ impl TreeBuilder {
     }
 
     fn open(&mut self, tag: &'static str, href: Option<String>) {
+        // Deeper nesting than any real content has is flattened: it would only cost stack.
+        if self.stack.len() >= MAX_DEPTH {
+            return;
+        }
         let id = self.push_node(NodeKind::Element { tag, href });
         self.stack.push(id);
     }
@@ -2224,6 +2231,17 @@ mod tests {
         for (raw, expected) in cases {
             assert_eq!(sanitize_html(raw), expected, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_flattened() {
+        let html = format!("{}deep{}", "<b>".repeat(50_000), "</b>".repeat(50_000));
+        let clean = sanitize_html(&html);
+        assert!(clean.matches("<b>").count() < 40);
+        assert!(clean.contains("deep"));
+        assert_eq!(sanitize_html(&clean), clean);
+        let lists = "<ul><li>".repeat(10_000);
+        assert!(truncate_html(&lists, 500).chars().count() <= 500);
     }
 
     #[test]
