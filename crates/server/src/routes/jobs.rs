@@ -289,9 +289,7 @@ fn parse_statuses<T>(
             parse(part).ok_or_else(|| {
                 ApiError::field(
                     field,
-                    format!(
-                        "{part:?} is not a status (pending, running, done, failed, canceled)"
-                    ),
+                    format!("{part:?} is not a status (pending, running, done, failed, canceled)"),
                 )
             })
         })
@@ -326,7 +324,11 @@ pub async fn optimizer_options(
 }
 
 /// Checks a job request and turns it into the job to create.
-async fn new_job(state: &AppState, account_id: Uuid, request: CreateJobRequest) -> ApiResult<NewJob> {
+async fn new_job(
+    state: &AppState,
+    account_id: Uuid,
+    request: CreateJobRequest,
+) -> ApiResult<NewJob> {
     let mut errors = domain::FieldErrors::new();
     let scope = SourceScope::parse(&request.source_scope);
     if scope.is_none() {
@@ -371,14 +373,20 @@ async fn new_job(state: &AppState, account_id: Uuid, request: CreateJobRequest) 
             );
         }
     }
-    let text = |value: Option<String>, field: &str, max: usize, errors: &mut domain::FieldErrors| {
-        let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        if value.as_ref().is_some_and(|v| v.chars().count() > max) {
-            errors.insert(field.into(), format!("at most {max} characters"));
-        }
-        value
-    };
-    let user_prompt = text(request.user_prompt, "userPrompt", MAX_PROMPT_CHARS, &mut errors);
+    let text =
+        |value: Option<String>, field: &str, max: usize, errors: &mut domain::FieldErrors| {
+            let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+            if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+                errors.insert(field.into(), format!("at most {max} characters"));
+            }
+            value
+        };
+    let user_prompt = text(
+        request.user_prompt,
+        "userPrompt",
+        MAX_PROMPT_CHARS,
+        &mut errors,
+    );
     let brand_voice = text(
         request.brand_voice,
         "brandVoice",
