@@ -26,30 +26,7 @@ async fn open(db: &TestDatabase) -> Arc<dyn Storage> {
     storage
 }
 
-macro_rules! conformance {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    let db = testkit::TestDatabase::sqlite();
-                    super::$scenario(super::open(&db).await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    let Some(db) = testkit::TestDatabase::postgres().await else { return };
-                    super::$scenario(super::open(&db).await).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+testkit::on_both_backends!(
     migrations_are_idempotent,
     plans_are_seeded_and_overridable,
     registration_creates_account_with_free_credits_and_a_grant,

@@ -22,30 +22,7 @@ async fn open(db: &testkit::TestDatabase) -> Arc<dyn Storage> {
     storage
 }
 
-macro_rules! job_suite {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $scenario() {
-                    let db = testkit::TestDatabase::sqlite();
-                    super::$scenario(super::open(&db).await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $scenario() {
-                    let Some(db) = testkit::TestDatabase::postgres().await else { return };
-                    super::$scenario(super::open(&db).await).await;
-                }
-            )*
-        }
-    };
-}
-
-job_suite!(
+testkit::on_both_backends!(
     creating_a_job_reserves_its_credits_with_a_ledger_row,
     a_short_balance_is_refused_and_writes_nothing,
     concurrent_jobs_never_spend_more_than_the_balance,

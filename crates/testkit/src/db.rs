@@ -142,3 +142,32 @@ mod tests {
         assert_eq!(with_database("postgres://host", "t3"), "postgres://host/t3");
     }
 }
+
+/// Instantiates each scenario `async fn name(storage: Arc<dyn Storage>)` of the calling
+/// test file twice, as `sqlite::name` and `postgres::name`, each on its own throwaway
+/// database opened by the file's `async fn open(&TestDatabase) -> Arc<dyn Storage>`. The
+/// PostgreSQL ones return early (with the loud note of [`TestDatabase::postgres`]) where
+/// no server is reachable.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    let db = $crate::TestDatabase::sqlite();
+                    super::$scenario(super::open(&db).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    let Some(db) = $crate::TestDatabase::postgres().await else { return };
+                    super::$scenario(super::open(&db).await).await;
+                }
+            )*
+        }
+    };
+}

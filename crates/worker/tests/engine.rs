@@ -222,30 +222,7 @@ fn start(
     (shutdown, task)
 }
 
-macro_rules! engine_suite {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $scenario() {
-                    let db = testkit::TestDatabase::sqlite();
-                    super::$scenario(super::open(&db).await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $scenario() {
-                    let Some(db) = testkit::TestDatabase::postgres().await else { return };
-                    super::$scenario(super::open(&db).await).await;
-                }
-            )*
-        }
-    };
-}
-
-engine_suite!(
+testkit::on_both_backends!(
     every_item_ends_done_exactly_once,
     a_provider_outage_is_ridden_out_without_failures,
     fatal_errors_fail_the_item_and_refund_it,
