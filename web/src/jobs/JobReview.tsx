@@ -239,128 +239,131 @@ export function JobReview({ jobId, onClose, onJobChanged }: { jobId: string; onC
       horizontalPosition="end"
       verticalPosition="start"
       screen="full"
+      transition="moveHorizontal"
       contentLabel="Job results"
       dataHook="job-review-modal"
     >
-      <SidePanel width="min(920px, 100vw)" height="100vh" closeButtonProps={{ onClick: onClose, ariaLabel: 'Close' }} dataHook="job-review">
-        <SidePanel.Header
-          title="Before and after"
-          subtitle={job ? `${jobSize(job)} · ${job.storeName} · ${formatDateTime(job.finishedAt ?? job.createdAt)}` : 'Loading…'}
-        >
-          {job && (
-            <Box padding="0 24px 12px" gap="12px" verticalAlign="middle" dataHook="review-summary">
-              <StatusBadge status={job.status} dataHook="review-status" />
-              <Text size="small" secondary>
-                {countsSummary(job)} · {plural(job.credits.charged, 'credit')} charged
-                {job.credits.refunded ? `, ${job.credits.refunded.toLocaleString()} refunded` : ''}
-              </Text>
-            </Box>
-          )}
-        </SidePanel.Header>
-        <SidePanel.Content>
-          <Box direction="vertical" gap="18px" paddingBottom="24px">
-            {error && (
-              <SectionHelper appearance="danger" dataHook="review-error">
-                {error}
-              </SectionHelper>
-            )}
-            {items === null && !error && <Loader size="medium" />}
-            {items && (
-              <div className="uo-review-toolbar">
-                <Checkbox
-                  checked={allSelected}
-                  indeterminate={selected.size > 0 && !allSelected}
-                  disabled={selectable.length === 0}
-                  onChange={() => setSelected(allSelected ? new Set() : new Set(selectable.map((item) => item.id)))}
-                  dataHook="select-all-items"
-                >
-                  {selected.size > 0 ? `${plural(selected.size, 'item')} selected` : 'Select all done items'}
-                </Checkbox>
-                <Box gap="8px" verticalAlign="middle" className="uo-review-actions">
-                  {selected.size > 0 && (
-                    <>
-                      <Button size="small" disabled={busy !== null || toPublish.length === 0} onClick={() => sendBulk('publish', toPublish)} dataHook="publish-selected">
-                        {busy === 'bulk-publish' ? <Loader size="tiny" /> : `Publish selected (${toPublish.length})`}
-                      </Button>
-                      <Button
-                        size="small"
-                        priority="secondary"
-                        disabled={busy !== null || toRevert.length === 0}
-                        onClick={() => sendBulk('revert', toRevert)}
-                        dataHook="revert-selected"
-                      >
-                        {busy === 'bulk-revert' ? <Loader size="tiny" /> : `Revert selected (${toRevert.length})`}
-                      </Button>
-                    </>
-                  )}
-                  {selected.size === 0 && (
-                    <Button size="small" disabled={busy !== null || (job?.counts.done ?? 0) === 0} onClick={publishAllDone} dataHook="publish-all">
-                      {busy === 'publish-all' ? <Loader size="tiny" /> : 'Publish all done items'}
-                    </Button>
-                  )}
-                  {job && job.counts.failed > 0 && (
-                    <Button size="small" priority="secondary" disabled={busy !== null} onClick={retry} dataHook="retry-failed">
-                      {busy === 'retry' ? <Loader size="tiny" /> : `Retry failed items (${job.counts.failed})`}
-                    </Button>
-                  )}
-                </Box>
-                {showHtmlToggle && (
-                  <label className="uo-toggle-label">
-                    <ToggleSwitch size="small" checked={rendered} onChange={() => setRendered((r) => !r)} dataHook="render-html" />
-                    <Text size="small">Show formatted HTML</Text>
-                  </label>
-                )}
-              </div>
-            )}
-            {notice && (
-              <SectionHelper appearance={notice.appearance} dataHook="review-notice">
-                {notice.text}{' '}
-                {notice.link && (
-                  <RouterLink to={notice.link.to} data-hook="review-notice-link">
-                    {notice.link.label}
-                  </RouterLink>
-                )}
-              </SectionHelper>
-            )}
-            {items && items.length === 0 && (
-              <Text secondary dataHook="review-empty">
-                This job has no items.
-              </Text>
-            )}
-            {groups.map((group) => (
-              <section key={group.productId} className="uo-review-product" data-hook="review-product" aria-label={group.title}>
-                <Box verticalAlign="middle" align="space-between" gap="12px">
-                  <Text weight="bold" dataHook="review-product-title">
-                    {group.title}
-                  </Text>
-                  <RouterLink to={`/products/${group.productId}`} className="uo-small-link">
-                    Open product
-                  </RouterLink>
-                </Box>
-                {group.items.map((item) => (
-                  <ItemCard
-                    key={item.id}
-                    item={item}
-                    rendered={rendered}
-                    selected={selected.has(item.id)}
-                    onToggle={() => toggle(item.id)}
-                    outcome={outcomes.get(item.id)}
-                    busy={busy}
-                    onSend={(action, force) => send(action, [item.id], force, `${action}-${item.id}`)}
-                  />
-                ))}
-              </section>
-            ))}
-            {cursor && (
-              <Box>
-                <Button size="small" priority="secondary" onClick={loadMore} disabled={loadingMore} dataHook="items-load-more">
-                  {loadingMore ? <Loader size="tiny" /> : 'Load more items'}
-                </Button>
+      <div className="uo-drawer">
+        <SidePanel width="min(920px, 100vw)" height="100vh" closeButtonProps={{ onClick: onClose, ariaLabel: 'Close' }} dataHook="job-review">
+          <SidePanel.Header
+            title="Before and after"
+            subtitle={job ? `${jobSize(job)} · ${job.storeName} · ${formatDateTime(job.finishedAt ?? job.createdAt)}` : 'Loading…'}
+          >
+            {job && (
+              <Box padding="0 24px 12px" gap="12px" verticalAlign="middle" dataHook="review-summary">
+                <StatusBadge status={job.status} dataHook="review-status" />
+                <Text size="small" secondary>
+                  {countsSummary(job)} · {plural(job.credits.charged, 'credit')} charged
+                  {job.credits.refunded ? `, ${job.credits.refunded.toLocaleString()} refunded` : ''}
+                </Text>
               </Box>
             )}
-          </Box>
-        </SidePanel.Content>
-      </SidePanel>
+          </SidePanel.Header>
+          <SidePanel.Content>
+            <Box direction="vertical" gap="18px" paddingBottom="24px">
+              {error && (
+                <SectionHelper appearance="danger" dataHook="review-error">
+                  {error}
+                </SectionHelper>
+              )}
+              {items === null && !error && <Loader size="medium" />}
+              {items && (
+                <div className="uo-review-toolbar">
+                  <Checkbox
+                    checked={allSelected}
+                    indeterminate={selected.size > 0 && !allSelected}
+                    disabled={selectable.length === 0}
+                    onChange={() => setSelected(allSelected ? new Set() : new Set(selectable.map((item) => item.id)))}
+                    dataHook="select-all-items"
+                  >
+                    {selected.size > 0 ? `${plural(selected.size, 'item')} selected` : 'Select all done items'}
+                  </Checkbox>
+                  <Box gap="8px" verticalAlign="middle" className="uo-review-actions">
+                    {selected.size > 0 && (
+                      <>
+                        <Button size="small" disabled={busy !== null || toPublish.length === 0} onClick={() => sendBulk('publish', toPublish)} dataHook="publish-selected">
+                          {busy === 'bulk-publish' ? <Loader size="tiny" /> : `Publish selected (${toPublish.length})`}
+                        </Button>
+                        <Button
+                          size="small"
+                          priority="secondary"
+                          disabled={busy !== null || toRevert.length === 0}
+                          onClick={() => sendBulk('revert', toRevert)}
+                          dataHook="revert-selected"
+                        >
+                          {busy === 'bulk-revert' ? <Loader size="tiny" /> : `Revert selected (${toRevert.length})`}
+                        </Button>
+                      </>
+                    )}
+                    {selected.size === 0 && (
+                      <Button size="small" disabled={busy !== null || (job?.counts.done ?? 0) === 0} onClick={publishAllDone} dataHook="publish-all">
+                        {busy === 'publish-all' ? <Loader size="tiny" /> : 'Publish all done items'}
+                      </Button>
+                    )}
+                    {job && job.counts.failed > 0 && (
+                      <Button size="small" priority="secondary" disabled={busy !== null} onClick={retry} dataHook="retry-failed">
+                        {busy === 'retry' ? <Loader size="tiny" /> : `Retry failed items (${job.counts.failed})`}
+                      </Button>
+                    )}
+                  </Box>
+                  {showHtmlToggle && (
+                    <label className="uo-toggle-label">
+                      <ToggleSwitch size="small" checked={rendered} onChange={() => setRendered((r) => !r)} dataHook="render-html" />
+                      <Text size="small">Show formatted HTML</Text>
+                    </label>
+                  )}
+                </div>
+              )}
+              {notice && (
+                <SectionHelper appearance={notice.appearance} dataHook="review-notice">
+                  {notice.text}{' '}
+                  {notice.link && (
+                    <RouterLink to={notice.link.to} data-hook="review-notice-link">
+                      {notice.link.label}
+                    </RouterLink>
+                  )}
+                </SectionHelper>
+              )}
+              {items && items.length === 0 && (
+                <Text secondary dataHook="review-empty">
+                  This job has no items.
+                </Text>
+              )}
+              {groups.map((group) => (
+                <section key={group.productId} className="uo-review-product" data-hook="review-product" aria-label={group.title}>
+                  <Box verticalAlign="middle" align="space-between" gap="12px">
+                    <Text weight="bold" dataHook="review-product-title">
+                      {group.title}
+                    </Text>
+                    <RouterLink to={`/products/${group.productId}`} className="uo-small-link">
+                      Open product
+                    </RouterLink>
+                  </Box>
+                  {group.items.map((item) => (
+                    <ItemCard
+                      key={item.id}
+                      item={item}
+                      rendered={rendered}
+                      selected={selected.has(item.id)}
+                      onToggle={() => toggle(item.id)}
+                      outcome={outcomes.get(item.id)}
+                      busy={busy}
+                      onSend={(action, force) => send(action, [item.id], force, `${action}-${item.id}`)}
+                    />
+                  ))}
+                </section>
+              ))}
+              {cursor && (
+                <Box>
+                  <Button size="small" priority="secondary" onClick={loadMore} disabled={loadingMore} dataHook="items-load-more">
+                    {loadingMore ? <Loader size="tiny" /> : 'Load more items'}
+                  </Button>
+                </Box>
+              )}
+            </Box>
+          </SidePanel.Content>
+        </SidePanel>
+      </div>
     </Modal>
   );
 }

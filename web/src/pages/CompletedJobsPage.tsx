@@ -85,8 +85,10 @@ export default function CompletedJobsPage() {
         </Heading>
         <Text secondary>Review what the optimizer wrote, publish it to your store, or put the original back.</Text>
       </Box>
-      <Box verticalAlign="middle" gap="12px">
+      <Box width="460px" maxWidth="100%">
         <SegmentedToggle
+          fullWidth
+          size="small"
           selected={filter}
           onClick={(_event, value) => setParam('status', value === 'all' ? null : value)}
           ariaLabel="Show jobs"

@@ -177,24 +177,23 @@ export default function OptimizerPage() {
         <div className="uo-optimizer">
           <Box direction="vertical" gap="24px" className="uo-optimizer-main">
             <Card>
-              <Card.Header
-                title="1. Choose products"
-                subtitle="Pick products one by one, or whole collections."
-                suffix={
-                  <SegmentedToggle
-                    selected={scope}
-                    onClick={(_event, value) => setScope(value as SourceScope)}
-                    ariaLabel="Choose from"
-                    dataHook="scope-toggle"
-                  >
-                    <SegmentedToggle.Button value="products">Products</SegmentedToggle.Button>
-                    <SegmentedToggle.Button value="collections">Collections</SegmentedToggle.Button>
-                  </SegmentedToggle>
-                }
-              />
+              <Card.Header title="1. Choose products" subtitle="Pick products one by one, or whole collections." />
               <Card.Divider />
               <Card.Content>
                 <Box direction="vertical" gap="12px">
+                  <Box width="320px" maxWidth="100%">
+                    <SegmentedToggle
+                      fullWidth
+                      size="small"
+                      selected={scope}
+                      onClick={(_event, value) => setScope(value as SourceScope)}
+                      ariaLabel="Choose from"
+                      dataHook="scope-toggle"
+                    >
+                      <SegmentedToggle.Button value="products">Products</SegmentedToggle.Button>
+                      <SegmentedToggle.Button value="collections">Collections</SegmentedToggle.Button>
+                    </SegmentedToggle>
+                  </Box>
                   {stores.length > 1 && (
                     <FormField label="Store" id="optimizer-store">
                       <Dropdown
@@ -320,7 +319,7 @@ export default function OptimizerPage() {
                     <strong data-hook="credits-remaining">{remaining.toLocaleString()}</strong>
                     <span>After this job</span>
                     <strong data-hook="credits-after" className={short ? 'uo-negative' : undefined}>
-                      {short ? '—' : (remaining - cost).toLocaleString()}
+                      {short ? `${(cost - remaining).toLocaleString()} short` : (remaining - cost).toLocaleString()}
                     </strong>
                   </div>
                   {scope === 'collections' && collections.size > 1 && (
@@ -523,49 +522,51 @@ function ProductPicker({
           </Text>
         </Box>
       ) : (
-        <table className="uo-table uo-picker" data-hook="picker-table">
-          <thead>
-            <tr>
-              <th className="uo-check-cell">
-                <Checkbox
-                  checked={allShown}
-                  indeterminate={shownSelected > 0 && !allShown}
-                  onChange={toggleAll}
-                  dataHook="select-all-shown"
-                  tooltipContent="Select every product shown"
-                >
-                  <span className="uo-visually-hidden">Select all shown products</span>
-                </Checkbox>
-              </th>
-              <th aria-label="Image" />
-              <th>Product</th>
-            </tr>
-          </thead>
-          <tbody>
-            {items.map((product) => (
-              <tr
-                key={product.id}
-                onClick={() => toggle(product)}
-                data-hook="picker-row"
-                aria-selected={selected.has(product.id)}
-                className={selected.has(product.id) ? 'uo-selected' : undefined}
-              >
-                <td className="uo-check-cell" onClick={(event) => event.stopPropagation()}>
-                  <Checkbox checked={selected.has(product.id)} onChange={() => toggle(product)} dataHook="picker-checkbox">
-                    <span className="uo-visually-hidden">Select {product.title}</span>
+        <div className="uo-picker-scroll">
+          <table className="uo-table uo-picker" data-hook="picker-table">
+            <thead>
+              <tr>
+                <th className="uo-check-cell">
+                  <Checkbox
+                    checked={allShown}
+                    indeterminate={shownSelected > 0 && !allShown}
+                    onChange={toggleAll}
+                    dataHook="select-all-shown"
+                    tooltipContent="Select every product shown"
+                  >
+                    <span className="uo-visually-hidden">Select all shown products</span>
                   </Checkbox>
-                </td>
-                <td>
-                  {product.imageUrl ? <img className="uo-thumb" src={product.imageUrl} alt="" loading="lazy" /> : <div className="uo-thumb" />}
-                </td>
-                <td>
-                  <div className="uo-product-title">{product.title}</div>
-                  <div className="uo-muted">{product.sku ?? product.externalId}</div>
-                </td>
+                </th>
+                <th aria-label="Image" />
+                <th>Product</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {items.map((product) => (
+                <tr
+                  key={product.id}
+                  onClick={() => toggle(product)}
+                  data-hook="picker-row"
+                  aria-selected={selected.has(product.id)}
+                  className={selected.has(product.id) ? 'uo-selected' : undefined}
+                >
+                  <td className="uo-check-cell" onClick={(event) => event.stopPropagation()}>
+                    <Checkbox checked={selected.has(product.id)} onChange={() => toggle(product)} dataHook="picker-checkbox">
+                      <span className="uo-visually-hidden">Select {product.title}</span>
+                    </Checkbox>
+                  </td>
+                  <td>
+                    {product.imageUrl ? <img className="uo-thumb" src={product.imageUrl} alt="" loading="lazy" /> : <div className="uo-thumb" />}
+                  </td>
+                  <td>
+                    <div className="uo-product-title">{product.title}</div>
+                    <div className="uo-muted">{product.sku ?? product.externalId}</div>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
       <Box verticalAlign="middle" gap="12px">
         <Text size="small" secondary dataHook="picker-count">
@@ -657,46 +658,48 @@ function CollectionPicker({
           </Text>
         </Box>
       ) : (
-        <table className="uo-table uo-picker" data-hook="collection-table">
-          <thead>
-            <tr>
-              <th className="uo-check-cell">
-                <Checkbox
-                  checked={allShown}
-                  indeterminate={shownSelected > 0 && !allShown}
-                  onChange={toggleAll}
-                  dataHook="select-all-collections"
-                >
-                  <span className="uo-visually-hidden">Select all shown collections</span>
-                </Checkbox>
-              </th>
-              <th>Collection</th>
-              <th>Products</th>
-            </tr>
-          </thead>
-          <tbody>
-            {items.map((collection) => (
-              <tr
-                key={collection.id}
-                onClick={() => toggle(collection)}
-                data-hook="collection-row"
-                aria-selected={selected.has(collection.id)}
-                className={selected.has(collection.id) ? 'uo-selected' : undefined}
-              >
-                <td className="uo-check-cell" onClick={(event) => event.stopPropagation()}>
-                  <Checkbox checked={selected.has(collection.id)} onChange={() => toggle(collection)}>
-                    <span className="uo-visually-hidden">Select {collection.path}</span>
+        <div className="uo-picker-scroll">
+          <table className="uo-table uo-picker" data-hook="collection-table">
+            <thead>
+              <tr>
+                <th className="uo-check-cell">
+                  <Checkbox
+                    checked={allShown}
+                    indeterminate={shownSelected > 0 && !allShown}
+                    onChange={toggleAll}
+                    dataHook="select-all-collections"
+                  >
+                    <span className="uo-visually-hidden">Select all shown collections</span>
                   </Checkbox>
-                </td>
-                <td>
-                  <div className="uo-product-title">{collection.name}</div>
-                  {collection.path !== collection.name && <div className="uo-muted">{collection.path}</div>}
-                </td>
-                <td>{collection.productCount.toLocaleString()}</td>
+                </th>
+                <th>Collection</th>
+                <th>Products</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {items.map((collection) => (
+                <tr
+                  key={collection.id}
+                  onClick={() => toggle(collection)}
+                  data-hook="collection-row"
+                  aria-selected={selected.has(collection.id)}
+                  className={selected.has(collection.id) ? 'uo-selected' : undefined}
+                >
+                  <td className="uo-check-cell" onClick={(event) => event.stopPropagation()}>
+                    <Checkbox checked={selected.has(collection.id)} onChange={() => toggle(collection)}>
+                      <span className="uo-visually-hidden">Select {collection.path}</span>
+                    </Checkbox>
+                  </td>
+                  <td>
+                    <div className="uo-product-title">{collection.name}</div>
+                    {collection.path !== collection.name && <div className="uo-muted">{collection.path}</div>}
+                  </td>
+                  <td>{collection.productCount.toLocaleString()}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
       {all && (
         <Box verticalAlign="middle" gap="12px">
