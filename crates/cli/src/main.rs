@@ -127,7 +127,7 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
                 .context("starting the worker")?;
             let shutdown = shutdown_on_signal();
             tracing::info!("worker started");
-            worker::run_background(state.sync_worker(), shutdown).await;
+            worker::run_background(state.sync_worker(), state.job_engine(), shutdown).await;
             Ok(())
         }
         Command::Import { store, file } => {
@@ -248,6 +248,7 @@ async fn serve(mut settings: Settings, with_worker: bool, demo: bool) -> anyhow:
     let worker = with_worker.then(|| {
         tokio::spawn(worker::run_background(
             state.sync_worker(),
+            state.job_engine(),
             shutdown.clone(),
         ))
     });

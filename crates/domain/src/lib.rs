@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod catalog;
+pub mod content;
 pub mod credits;
 pub mod job;
 pub mod plan;
@@ -14,6 +15,7 @@ pub use catalog::{
     is_valid_gtin, Availability, InfoSection, Money, OptionValue, ProductAttribute, ProductImage,
     SourceProduct, Variant,
 };
+pub use content::{repair, sanitize_html, ContentError, FieldLimits, SectionLimits};
 pub use credits::{next_reset_date, CreditBalance, LedgerEntry, LedgerReason};
 pub use job::{
     text_job_cost, Attribute, ContentValue, ItemStatus, JobCounts, JobKind, JobStatus, RetryPolicy,

@@ -45,6 +45,16 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { env: "OPTIMIZER_TRUST_PROXY", key: "trust_proxy", default: "false", description: "Take the client IP from `X-Forwarded-For` (only behind a proxy you run)." },
     SettingDoc { env: "OPTIMIZER_LOG_FORMAT", key: "log_format", default: "json", description: "`json` or `pretty`. Level filter from `RUST_LOG` (default `info`)." },
     SettingDoc { env: "OPTIMIZER_SHUTDOWN_TIMEOUT_SECS", key: "shutdown_timeout_secs", default: "30", description: "How long a stopping process waits for in-flight work." },
+    SettingDoc { env: "OPTIMIZER_AI_PROVIDER", key: "ai_provider", default: "openai when OPENAI_API_KEY is set, else rules", description: "Text provider of optimization jobs: `rules` (offline, deterministic cleanup; cannot translate) or `openai` (any OpenAI-compatible API)." },
+    SettingDoc { env: "OPENAI_API_KEY", key: "openai_api_key", default: "(none)", description: "API key of the OpenAI-compatible provider; setting it switches jobs to the `openai` provider." },
+    SettingDoc { env: "OPENAI_BASE_URL", key: "openai_base_url", default: "https://api.openai.com/v1", description: "Base URL of the OpenAI-compatible API (a local server works too)." },
+    SettingDoc { env: "OPENAI_MODEL", key: "openai_model", default: "gpt-4o-mini", description: "Model the `openai` provider asks for." },
+    SettingDoc { env: "OPTIMIZER_JOB_CONCURRENCY", key: "job_concurrency", default: "16", description: "Job items a worker process works on at once." },
+    SettingDoc { env: "OPTIMIZER_JOB_BATCH_SIZE", key: "job_batch_size", default: "32", description: "Most items one claim takes from the queue." },
+    SettingDoc { env: "OPTIMIZER_JOB_LEASE_SECS", key: "job_lease_secs", default: "60", description: "Lease of a claimed item; a worker that stops heartbeating loses its items after this long." },
+    SettingDoc { env: "OPTIMIZER_JOB_MAX_ATTEMPTS", key: "job_max_attempts", default: "8", description: "Attempts per item before it fails for good (and is refunded)." },
+    SettingDoc { env: "OPTIMIZER_PROVIDER_RATE_LIMIT_PER_MINUTE", key: "provider_rate_limit_per_minute", default: "0 (no cap; 429s still slow it down)", description: "AI provider calls per minute per worker process; halves on a 429 and grows back." },
+    SettingDoc { env: "OPTIMIZER_MAX_PRODUCTS_PER_JOB", key: "max_products_per_job", default: "5000", description: "Largest selection one job accepts." },
     SettingDoc { env: "-", key: "[[plans]]", default: "free 0/200, starter 900/1000, pro 1900/5000, scale 4900/25000", description: "TOML only: plan `id`, `name`, `price_monthly_cents`, `monthly_credits`, replacing the built-in plan of the same id." },
 ];
 
@@ -114,6 +124,47 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub shutdown_timeout_secs: u64,
     pub plans: Vec<Plan>,
+    pub jobs: JobSettings,
+}
+
+/// Which AI provider writes content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AiProviderKind {
+    Rules,
+    OpenAi,
+}
+
+/// The optimization jobs' provider and engine settings.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub provider: AiProviderKind,
+    pub openai_api_key: Option<Secret<String>>,
+    pub openai_base_url: String,
+    pub openai_model: String,
+    pub concurrency: usize,
+    pub batch_size: usize,
+    pub lease_secs: u64,
+    pub max_attempts: i64,
+    /// `0`: no cap.
+    pub provider_rate_limit_per_minute: u32,
+    pub max_products_per_job: usize,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings {
+            provider: AiProviderKind::Rules,
+            openai_api_key: None,
+            openai_base_url: "https://api.openai.com/v1".into(),
+            openai_model: "gpt-4o-mini".into(),
+            concurrency: 16,
+            batch_size: 32,
+            lease_secs: 60,
+            max_attempts: 8,
+            provider_rate_limit_per_minute: 0,
+            max_products_per_job: 5000,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -141,6 +192,7 @@ impl Default for Settings {
             log_format: LogFormat::Json,
             shutdown_timeout_secs: 30,
             plans: default_plans(),
+            jobs: JobSettings::default(),
         }
     }
 }
@@ -174,6 +226,16 @@ struct FileSettings {
     log_format: Option<String>,
     shutdown_timeout_secs: Option<u64>,
     plans: Option<Vec<Plan>>,
+    ai_provider: Option<String>,
+    openai_api_key: Option<String>,
+    openai_base_url: Option<String>,
+    openai_model: Option<String>,
+    job_concurrency: Option<usize>,
+    job_batch_size: Option<usize>,
+    job_lease_secs: Option<u64>,
+    job_max_attempts: Option<i64>,
+    provider_rate_limit_per_minute: Option<u32>,
+    max_products_per_job: Option<usize>,
 }
 
 impl Settings {
@@ -249,6 +311,76 @@ impl Settings {
                 None => plans.push(plan),
             }
         }
+
+        let job_defaults = JobSettings::default();
+        let openai_api_key = env("OPENAI_API_KEY")
+            .or(file.openai_api_key)
+            .map(Secret::new);
+        let provider = match env("OPTIMIZER_AI_PROVIDER").or(file.ai_provider).as_deref() {
+            None if openai_api_key.is_some() => AiProviderKind::OpenAi,
+            None | Some("rules") => AiProviderKind::Rules,
+            Some("openai") if openai_api_key.is_some() => AiProviderKind::OpenAi,
+            Some("openai") => {
+                return Err(invalid(
+                    "OPTIMIZER_AI_PROVIDER",
+                    "openai",
+                    "openai needs OPENAI_API_KEY",
+                ))
+            }
+            Some(other) => return Err(invalid("OPTIMIZER_AI_PROVIDER", other, "rules or openai")),
+        };
+        let jobs = JobSettings {
+            provider,
+            openai_api_key,
+            openai_base_url: env("OPENAI_BASE_URL")
+                .or(file.openai_base_url)
+                .map(|url| url.trim_end_matches('/').to_owned())
+                .unwrap_or(job_defaults.openai_base_url),
+            openai_model: env("OPENAI_MODEL")
+                .or(file.openai_model)
+                .unwrap_or(job_defaults.openai_model),
+            concurrency: parse_or(
+                "OPTIMIZER_JOB_CONCURRENCY",
+                env("OPTIMIZER_JOB_CONCURRENCY"),
+                file.job_concurrency,
+                job_defaults.concurrency,
+            )?
+            .max(1),
+            batch_size: parse_or(
+                "OPTIMIZER_JOB_BATCH_SIZE",
+                env("OPTIMIZER_JOB_BATCH_SIZE"),
+                file.job_batch_size,
+                job_defaults.batch_size,
+            )?
+            .max(1),
+            lease_secs: parse_or(
+                "OPTIMIZER_JOB_LEASE_SECS",
+                env("OPTIMIZER_JOB_LEASE_SECS"),
+                file.job_lease_secs,
+                job_defaults.lease_secs,
+            )?
+            .max(3),
+            max_attempts: parse_or(
+                "OPTIMIZER_JOB_MAX_ATTEMPTS",
+                env("OPTIMIZER_JOB_MAX_ATTEMPTS"),
+                file.job_max_attempts,
+                job_defaults.max_attempts,
+            )?
+            .max(1),
+            provider_rate_limit_per_minute: parse_or(
+                "OPTIMIZER_PROVIDER_RATE_LIMIT_PER_MINUTE",
+                env("OPTIMIZER_PROVIDER_RATE_LIMIT_PER_MINUTE"),
+                file.provider_rate_limit_per_minute,
+                job_defaults.provider_rate_limit_per_minute,
+            )?,
+            max_products_per_job: parse_or(
+                "OPTIMIZER_MAX_PRODUCTS_PER_JOB",
+                env("OPTIMIZER_MAX_PRODUCTS_PER_JOB"),
+                file.max_products_per_job,
+                job_defaults.max_products_per_job,
+            )?
+            .max(1),
+        };
 
         let settings = Settings {
             environment,
@@ -342,6 +474,7 @@ impl Settings {
                 defaults.shutdown_timeout_secs,
             )?,
             plans,
+            jobs,
         };
         Ok(settings)
     }

@@ -31,6 +31,12 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
+    /// A well-formed request the service cannot carry out as asked (e.g. a translation
+    /// the provider cannot write).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("this needs {required} credits but {remaining} remain")]
+    InsufficientCredits { required: i64, remaining: i64 },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("no route for this path")]
@@ -89,6 +95,8 @@ impl ApiError {
             ApiError::Validation(_) | ApiError::InvalidJson(_) | ApiError::InvalidCsv(_) => {
                 StatusCode::BAD_REQUEST
             }
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
@@ -112,7 +120,10 @@ impl ApiError {
             ApiError::InvalidCsv(_) => "invalid_csv",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::Unauthorized { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::Unauthorized { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::BadRequest { code, .. } => code,
+            ApiError::InsufficientCredits { .. } => "insufficient_credits",
             ApiError::NotFound(_) => "not_found",
             ApiError::RouteNotFound => "route_not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -127,6 +138,10 @@ impl ApiError {
         match self {
             ApiError::Validation(fields) => json!({ "fields": fields }),
             ApiError::PayloadTooLarge { limit } => json!({ "limitBytes": limit }),
+            ApiError::InsufficientCredits {
+                required,
+                remaining,
+            } => json!({ "required": required, "remaining": remaining }),
             ApiError::RateLimited { retry_after_secs } => {
                 json!({ "retryAfterSeconds": retry_after_secs })
             }
@@ -169,6 +184,25 @@ impl From<StorageError> for ApiError {
             StorageError::EmailTaken => ApiError::Conflict {
                 code: "email_taken",
                 message: "an account with this email already exists".into(),
+            },
+            StorageError::InsufficientCredits {
+                required,
+                remaining,
+            } => ApiError::InsufficientCredits {
+                required,
+                remaining,
+            },
+            StorageError::EmptySelection => ApiError::BadRequest {
+                code: "empty_selection",
+                message: "the selected collections contain no products".into(),
+            },
+            err @ StorageError::SelectionTooLarge { .. } => ApiError::BadRequest {
+                code: "selection_too_large",
+                message: err.to_string(),
+            },
+            StorageError::InvalidState(message) => ApiError::Conflict {
+                code: "invalid_state",
+                message,
             },
             other => ApiError::Internal(other.to_string()),
         }

@@ -56,6 +56,23 @@ pub enum StartupError {
     Storage(#[from] storage::StorageError),
     #[error("encryption key: {0}")]
     Secrets(#[from] secrets::SecretsError),
+    #[error("AI provider: {0}")]
+    Provider(#[from] ai::AiError),
+}
+
+/// The text provider the settings name: the offline rules, or an OpenAI-compatible API.
+pub fn text_provider(settings: &Settings) -> Result<Arc<dyn ai::TextOptimizer>, ai::AiError> {
+    use config::AiProviderKind;
+    let jobs = &settings.jobs;
+    match (jobs.provider, &jobs.openai_api_key) {
+        (AiProviderKind::OpenAi, Some(key)) => {
+            let mut config = ai::OpenAiConfig::new(key.expose().clone());
+            config.base_url = jobs.openai_base_url.clone();
+            config.model = jobs.openai_model.clone();
+            Ok(Arc::new(ai::OpenAiOptimizer::new(config)?))
+        }
+        _ => Ok(Arc::new(ai::RulesOptimizer::new())),
+    }
 }
 
 /// Shared, read-mostly state of one server process.
@@ -74,6 +91,8 @@ pub struct AppInner {
     pub demo_mode: bool,
     /// Wakes this process's sync worker when a request queues a sync.
     pub sync_wake: Arc<tokio::sync::Notify>,
+    /// Writes job content; also what `/api/optimizer/options` describes.
+    pub text_provider: Arc<dyn ai::TextOptimizer>,
     pub openapi_json: String,
 }
 
@@ -97,13 +116,17 @@ impl AppState {
         )
         .await?;
         storage.sync_plans(&settings.plans).await?;
-        Ok(Self::with_parts(settings, storage, keyring, demo_mode))
+        let provider = text_provider(&settings)?;
+        Ok(Self::with_parts(
+            settings, storage, keyring, provider, demo_mode,
+        ))
     }
 
     pub fn with_parts(
         settings: Settings,
         storage: Arc<dyn Storage>,
         keyring: Keyring,
+        text_provider: Arc<dyn ai::TextOptimizer>,
         demo_mode: bool,
     ) -> Self {
         let access_tokens = AccessTokens::new(&keyring.primary().derive("access-token-signing"));
@@ -119,6 +142,7 @@ impl AppState {
             access_tokens,
             demo_mode,
             sync_wake: Arc::default(),
+            text_provider,
             openapi_json,
         }))
     }
@@ -141,6 +165,39 @@ impl AppState {
     }
 
     /// A sync worker sharing this process's storage, keys and wake-up signal.
+    /// The job engine of this process, as the settings configure it.
+    pub fn job_engine(&self) -> worker::engine::JobEngine {
+        let jobs = &self.settings.jobs;
+        let config = worker::engine::EngineConfig {
+            concurrency: jobs.concurrency,
+            batch_size: jobs.batch_size,
+            lease: Duration::from_secs(jobs.lease_secs),
+            heartbeat: Duration::from_secs((jobs.lease_secs / 3).max(1)),
+            retry: domain::RetryPolicy {
+                max_attempts: jobs.max_attempts,
+                ..Default::default()
+            },
+            rate_limit_per_minute: Some(jobs.provider_rate_limit_per_minute).filter(|n| *n > 0),
+            drain_deadline: Duration::from_secs(
+                self.settings.shutdown_timeout_secs.saturating_sub(5).max(1),
+            ),
+            ..Default::default()
+        };
+        let processor = Arc::new(worker::text::TextProcessor {
+            provider: self.text_provider.clone(),
+        });
+        worker::engine::JobEngine::new(self.storage.clone(), processor, config)
+    }
+
+    /// Publishes and reverts job results through the store connectors.
+    pub fn publisher(&self) -> worker::publish::Publisher {
+        worker::publish::Publisher {
+            storage: self.storage.clone(),
+            keyring: self.keyring.clone(),
+            settings: self.connector_settings(),
+        }
+    }
+
     pub fn sync_worker(&self) -> worker::sync::SyncWorker {
         worker::sync::SyncWorker {
             storage: self.storage.clone(),

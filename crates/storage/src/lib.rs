@@ -17,11 +17,16 @@ use chrono::{DateTime, Utc};
 use domain::{Account, Availability, LedgerEntry, Plan, Platform, SourceProduct, Store, User};
 use uuid::Uuid;
 
+pub mod jobs;
 mod postgres;
 mod rows;
 mod shared;
 mod sqlite;
 
+pub use jobs::{
+    ClaimedItem, FinishReport, ItemClaim, ItemOutcome, ItemPage, ItemQuery, ItemResult, Job,
+    JobItem, JobPage, JobQuery, JobStorage, NewJob, NewPublishLog, PublishLog, RecoveryReport,
+};
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 
@@ -39,6 +44,16 @@ pub enum StorageError {
     /// A write named a revision that is no longer the current one.
     #[error("the record changed since revision {expected}; it is now at {current}")]
     RevisionMismatch { expected: i64, current: i64 },
+    /// The account cannot pay for what it asked; nothing was reserved.
+    #[error("{required} credits are needed but only {remaining} remain")]
+    InsufficientCredits { required: i64, remaining: i64 },
+    #[error("the selection contains no products")]
+    EmptySelection,
+    #[error("the selection has {count} products; at most {max} fit in one job")]
+    SelectionTooLarge { count: usize, max: usize },
+    /// The operation does not apply to the record in its current state.
+    #[error("{0}")]
+    InvalidState(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -373,7 +388,7 @@ pub struct WooAuthorization {
 /// tenant data takes the owning account id and filters by it: a caller cannot reach
 /// another account's rows by guessing ids.
 #[async_trait]
-pub trait Storage: Send + Sync + 'static {
+pub trait Storage: JobStorage + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations. Safe to run from several processes at once.

@@ -8,6 +8,12 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Transaction};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
+
+use crate::jobs::{impl_job_storage, wake_all};
 use crate::shared::impl_storage;
 use crate::{Backend, Result};
 
@@ -21,7 +27,15 @@ pub struct PostgresStorage {
     /// session. If the connection dies, PostgreSQL releases the lock and another process
     /// can lead.
     leaderships: Arc<tokio::sync::Mutex<HashMap<String, (String, PgConnection)>>>,
+    /// Wakes this process's job workers; fed by a `LISTEN` on [`JOB_CHANNEL`], so work
+    /// queued by any process wakes every process.
+    job_signal: Arc<Notify>,
+    listening: Arc<AtomicBool>,
 }
+
+/// The channel job work is announced on. Notifications carry no payload: workers claim by
+/// querying, so a lost notification costs at most one poll interval.
+const JOB_CHANNEL: &str = "optimizer_job_work";
 
 /// The advisory-lock key of a leadership name: the first 8 bytes of its SHA-256, stable
 /// across processes and versions.
@@ -43,6 +57,8 @@ impl PostgresStorage {
         Ok(PostgresStorage {
             pool,
             leaderships: Arc::default(),
+            job_signal: Arc::default(),
+            listening: Arc::default(),
         })
     }
 
@@ -104,6 +120,72 @@ impl PostgresStorage {
         Ok(self.pool.begin().await?)
     }
 
+    async fn signal_job_work(&self) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(JOB_CHANNEL)
+            .execute(&self.pool)
+            .await?;
+        wake_all(&self.job_signal);
+        Ok(())
+    }
+
+    async fn await_job_work(&self, timeout: Duration) {
+        self.ensure_job_listener();
+        tokio::time::timeout(timeout, self.job_signal.notified())
+            .await
+            .ok();
+    }
+
+    /// Starts (once) the task that turns notifications on [`JOB_CHANNEL`] into local
+    /// wake-ups. It reconnects after a lost connection (waking the workers, since
+    /// notifications sent meanwhile are gone) and ends at the first notification after the
+    /// storage is dropped.
+    fn ensure_job_listener(&self) {
+        if self.listening.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let pool = self.pool.clone();
+        let signal = Arc::downgrade(&self.job_signal);
+        tokio::spawn(async move {
+            loop {
+                match PgListener::connect_with(&pool).await {
+                    Ok(mut listener) => match listener.listen(JOB_CHANNEL).await {
+                        Ok(()) => loop {
+                            // `try_recv` is awaited to completion (never raced against a
+                            // timer), so no notification is dropped half-read.
+                            let received = listener.try_recv().await;
+                            let Some(signal) = signal.upgrade() else {
+                                return;
+                            };
+                            match received {
+                                Ok(Some(_)) => wake_all(&signal),
+                                Ok(None) => {
+                                    tracing::warn!("job wake-up connection lost; reconnecting");
+                                    wake_all(&signal);
+                                }
+                                Err(err) => {
+                                    tracing::warn!(error.cause = %err, "job wake-up listener failed");
+                                    break;
+                                }
+                            }
+                        },
+                        Err(err) => {
+                            tracing::warn!(error.cause = %err, "LISTEN for job wake-ups failed")
+                        }
+                    },
+                    Err(err) => {
+                        tracing::warn!(error.cause = %err, "job wake-up listener cannot connect")
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                match signal.upgrade() {
+                    Some(signal) => wake_all(&signal),
+                    None => return,
+                }
+            }
+        });
+    }
+
     /// sqlx takes an advisory lock while migrating, so several processes starting at once
     /// apply each migration exactly once.
     async fn run_migrations(&self) -> Result<()> {
@@ -113,3 +195,10 @@ impl PostgresStorage {
 }
 
 impl_storage!(PostgresStorage, Postgres, Backend::Postgres);
+// Several workers claim at once: each skips the rows another holds instead of queueing on them.
+impl_job_storage!(
+    PostgresStorage,
+    Postgres,
+    " FOR UPDATE SKIP LOCKED",
+    " FOR UPDATE"
+);

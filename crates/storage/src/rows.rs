@@ -28,7 +28,7 @@ fn date(text: &str) -> Result<NaiveDate, StorageError> {
         .map_err(|_| StorageError::Corrupt(format!("bad date {text:?}")))
 }
 
-fn uuid(text: &str) -> Result<Uuid, StorageError> {
+pub(crate) fn uuid(text: &str) -> Result<Uuid, StorageError> {
     Uuid::parse_str(text).map_err(|_| StorageError::Corrupt(format!("bad id {text:?}")))
 }
 
@@ -398,6 +398,229 @@ impl TryFrom<WooAuthorizationRow> for crate::WooAuthorization {
             currency: row.currency,
             expires_at: instant(row.expires_at)?,
             store_id: row.store_id.as_deref().map(uuid).transpose()?,
+        })
+    }
+}
+
+fn optional_instant(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, StorageError> {
+    ms.map(instant).transpose()
+}
+
+fn parse_named<T>(
+    value: &str,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, StorageError> {
+    parse(value).ok_or_else(|| StorageError::Corrupt(format!("{what} {value:?}")))
+}
+
+fn optional_json<T: serde::de::DeserializeOwned>(
+    text: Option<String>,
+    what: &str,
+) -> Result<Option<T>, StorageError> {
+    text.map(|text| crate::jobs::from_json(&text, what))
+        .transpose()
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct JobRow {
+    pub id: String,
+    pub account_id: String,
+    pub store_id: String,
+    pub store_name: String,
+    pub kind: String,
+    pub status: String,
+    pub source_scope: String,
+    pub source_ids: String,
+    pub attributes: String,
+    pub target_lang: Option<String>,
+    pub user_prompt: Option<String>,
+    pub brand_voice: Option<String>,
+    pub provider: String,
+    pub product_count: i64,
+    pub credits_per_item: i64,
+    pub total_items: i64,
+    pub pending_items: i64,
+    pub running_items: i64,
+    pub done_items: i64,
+    pub failed_items: i64,
+    pub canceled_items: i64,
+    pub credits_reserved: i64,
+    pub credits_refunded: i64,
+    pub retry_rounds: i64,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub canceled_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl TryFrom<JobRow> for crate::jobs::Job {
+    type Error = StorageError;
+
+    fn try_from(row: JobRow) -> Result<Self, Self::Error> {
+        Ok(crate::jobs::Job {
+            id: uuid(&row.id)?,
+            account_id: uuid(&row.account_id)?,
+            store_id: uuid(&row.store_id)?,
+            store_name: row.store_name,
+            kind: parse_named(&row.kind, "job kind", domain::JobKind::parse)?,
+            status: parse_named(&row.status, "job status", domain::JobStatus::parse)?,
+            source_scope: parse_named(
+                &row.source_scope,
+                "source scope",
+                domain::SourceScope::parse,
+            )?,
+            source_ids: crate::jobs::from_json(&row.source_ids, "job source ids")?,
+            attributes: crate::jobs::from_json(&row.attributes, "job attributes")?,
+            target_lang: row.target_lang,
+            user_prompt: row.user_prompt,
+            brand_voice: row.brand_voice,
+            provider: row.provider,
+            product_count: row.product_count,
+            credits_per_item: row.credits_per_item,
+            counts: domain::JobCounts {
+                total: row.total_items,
+                pending: row.pending_items,
+                running: row.running_items,
+                done: row.done_items,
+                failed: row.failed_items,
+                canceled: row.canceled_items,
+            },
+            credits_reserved: row.credits_reserved,
+            credits_refunded: row.credits_refunded,
+            retry_rounds: row.retry_rounds,
+            created_at: instant(row.created_at)?,
+            started_at: optional_instant(row.started_at)?,
+            finished_at: optional_instant(row.finished_at)?,
+            canceled_at: optional_instant(row.canceled_at)?,
+            updated_at: instant(row.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct JobItemRow {
+    pub id: String,
+    pub job_id: String,
+    pub account_id: String,
+    pub store_id: String,
+    pub product_id: String,
+    pub product_title: Option<String>,
+    pub attribute: String,
+    pub status: String,
+    pub attempts: i64,
+    pub before_value: Option<String>,
+    pub after_value: Option<String>,
+    pub product_revision: Option<i64>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub published_at: Option<i64>,
+    pub reverted_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<JobItemRow> for crate::jobs::JobItem {
+    type Error = StorageError;
+
+    fn try_from(row: JobItemRow) -> Result<Self, Self::Error> {
+        Ok(crate::jobs::JobItem {
+            id: uuid(&row.id)?,
+            job_id: uuid(&row.job_id)?,
+            account_id: uuid(&row.account_id)?,
+            store_id: uuid(&row.store_id)?,
+            product_id: uuid(&row.product_id)?,
+            product_title: row.product_title,
+            attribute: parse_named(&row.attribute, "attribute", domain::Attribute::parse)?,
+            status: parse_named(&row.status, "item status", domain::ItemStatus::parse)?,
+            attempts: row.attempts,
+            before: optional_json(row.before_value, "item before value")?,
+            after: optional_json(row.after_value, "item after value")?,
+            product_revision: row.product_revision,
+            error_code: row.error_code,
+            error_message: row.error_message,
+            published_at: optional_instant(row.published_at)?,
+            reverted_at: optional_instant(row.reverted_at)?,
+            created_at: instant(row.created_at)?,
+            updated_at: instant(row.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClaimedItemRow {
+    pub id: String,
+    pub job_id: String,
+    pub account_id: String,
+    pub store_id: String,
+    pub platform: String,
+    pub product_id: String,
+    pub attribute: String,
+    pub attempts: i64,
+    pub target_lang: Option<String>,
+    pub user_prompt: Option<String>,
+    pub brand_voice: Option<String>,
+    pub source: Option<String>,
+    pub revision: Option<i64>,
+}
+
+impl TryFrom<ClaimedItemRow> for crate::jobs::ClaimedItem {
+    type Error = StorageError;
+
+    fn try_from(row: ClaimedItemRow) -> Result<Self, Self::Error> {
+        let product = match (row.source, row.revision) {
+            (Some(source), Some(revision)) => {
+                Some((crate::jobs::from_json(&source, "product source")?, revision))
+            }
+            _ => None,
+        };
+        Ok(crate::jobs::ClaimedItem {
+            id: uuid(&row.id)?,
+            job_id: uuid(&row.job_id)?,
+            account_id: uuid(&row.account_id)?,
+            store_id: uuid(&row.store_id)?,
+            platform: parse_named(&row.platform, "platform", Platform::parse)?,
+            product_id: uuid(&row.product_id)?,
+            attribute: parse_named(&row.attribute, "attribute", domain::Attribute::parse)?,
+            attempts: row.attempts,
+            target_lang: row.target_lang,
+            user_prompt: row.user_prompt,
+            brand_voice: row.brand_voice,
+            product,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PublishLogRow {
+    pub id: String,
+    pub store_id: String,
+    pub product_id: String,
+    pub item_id: String,
+    pub attribute: String,
+    pub value_before: String,
+    pub value_applied: String,
+    pub forced: bool,
+    pub applied_at: i64,
+    pub reverted_at: Option<i64>,
+}
+
+impl TryFrom<PublishLogRow> for crate::jobs::PublishLog {
+    type Error = StorageError;
+
+    fn try_from(row: PublishLogRow) -> Result<Self, Self::Error> {
+        Ok(crate::jobs::PublishLog {
+            id: uuid(&row.id)?,
+            store_id: uuid(&row.store_id)?,
+            product_id: uuid(&row.product_id)?,
+            item_id: uuid(&row.item_id)?,
+            attribute: parse_named(&row.attribute, "attribute", domain::Attribute::parse)?,
+            value_before: crate::jobs::from_json(&row.value_before, "publish value before")?,
+            value_applied: crate::jobs::from_json(&row.value_applied, "publish value applied")?,
+            forced: row.forced,
+            applied_at: instant(row.applied_at)?,
+            reverted_at: optional_instant(row.reverted_at)?,
         })
     }
 }

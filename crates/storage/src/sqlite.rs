@@ -7,6 +7,11 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Sqlite, Transaction};
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::jobs::impl_job_storage;
 use crate::shared::impl_storage;
 use crate::{Backend, Result};
 
@@ -18,6 +23,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct SqliteStorage {
     pool: SqlitePool,
+    /// Wakes this process's job workers when work is queued. SQLite has no cross-process
+    /// notification: other processes sharing the file find the work by their poll.
+    job_signal: Arc<Notify>,
 }
 
 impl SqliteStorage {
@@ -38,7 +46,10 @@ impl SqliteStorage {
             .max_connections(max_connections.max(1))
             .connect_with(options)
             .await?;
-        Ok(SqliteStorage { pool })
+        Ok(SqliteStorage {
+            pool,
+            job_signal: Arc::default(),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -86,6 +97,17 @@ impl SqliteStorage {
         Ok(())
     }
 
+    async fn signal_job_work(&self) -> Result<()> {
+        crate::jobs::wake_all(&self.job_signal);
+        Ok(())
+    }
+
+    async fn await_job_work(&self, timeout: Duration) {
+        tokio::time::timeout(timeout, self.job_signal.notified())
+            .await
+            .ok();
+    }
+
     async fn run_migrations(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
@@ -93,3 +115,5 @@ impl SqliteStorage {
 }
 
 impl_storage!(SqliteStorage, Sqlite, Backend::Sqlite);
+// One writer at a time: `BEGIN IMMEDIATE` already serializes claims, nothing to skip.
+impl_job_storage!(SqliteStorage, Sqlite, "", "");

@@ -1,8 +1,10 @@
 //! Test infrastructure shared by every crate's tests: throwaway databases on both backends
 //! ([`db`]), a signer for Wix dashboard instances ([`wix`]) and faithful fakes of the Wix
-//! REST API ([`wix_api`]) and the WooCommerce REST API ([`woocommerce`]).
+//! REST API ([`wix_api`]), the WooCommerce REST API ([`woocommerce`]) and OpenAI's Chat
+//! Completions API ([`openai`]).
 
 pub mod db;
+pub mod openai;
 pub mod wix;
 pub mod wix_api;
 pub mod woocommerce;

@@ -1,10 +1,13 @@
 //! Background work. Everything here runs identically inside `optimizer serve` (unless
 //! `--no-worker`) and in `optimizer worker` processes, and stops promptly when the shared
-//! shutdown token is cancelled: maintenance, the catalog sync queue ([`sync`]) and the
-//! scheduler ([`scheduler`]).
+//! shutdown token is cancelled: maintenance, the job engine ([`engine`]), the catalog sync
+//! queue ([`sync`]) and the scheduler ([`scheduler`]).
 
+pub mod engine;
+pub mod publish;
 pub mod scheduler;
 pub mod sync;
+pub mod text;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +16,17 @@ use chrono::Utc;
 use storage::Storage;
 use tokio_util::sync::CancellationToken;
 
-/// Runs every background task of a process until `shutdown`: maintenance, the catalog
-/// sync queue and the scheduler (which acts only while this process leads).
-pub async fn run_background(sync: sync::SyncWorker, shutdown: CancellationToken) {
+/// Runs every background task of a process until `shutdown`: maintenance, the job
+/// engine, the catalog sync queue and the scheduler (which acts only while this process
+/// leads).
+pub async fn run_background(
+    sync: sync::SyncWorker,
+    engine: engine::JobEngine,
+    shutdown: CancellationToken,
+) {
     let holder = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4());
     tokio::join!(
+        engine.run(shutdown.clone()),
         run_maintenance(sync.storage.clone(), MAINTENANCE_INTERVAL, shutdown.clone()),
         sync::run_sync_queue(sync.clone(), shutdown.clone()),
         scheduler::run_scheduler(

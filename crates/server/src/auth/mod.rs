@@ -47,16 +47,36 @@ pub struct Authenticated {
 }
 
 enum Credential<'a> {
-    Bearer(&'a str),
-    WixInstance(&'a str),
+    Bearer(std::borrow::Cow<'a, str>),
+    WixInstance(std::borrow::Cow<'a, str>),
+}
+
+/// Routes a browser opens with `EventSource`, which cannot send headers: these alone also
+/// take the credential from the query (`access_token` or `instance`). Request logs record
+/// paths without queries, so the credential is not logged.
+const QUERY_CREDENTIAL_PATHS: &[&str] = &["/api/jobs/events"];
+
+fn query_credential(parts: &Parts) -> Option<Credential<'_>> {
+    if !QUERY_CREDENTIAL_PATHS.contains(&parts.uri.path()) {
+        return None;
+    }
+    let query = parts.uri.query()?;
+    form_urlencoded::parse(query.as_bytes()).find_map(|(name, value)| match name.as_ref() {
+        "access_token" if !value.is_empty() => Some(Credential::Bearer(value)),
+        "instance" if !value.is_empty() => Some(Credential::WixInstance(value)),
+        _ => None,
+    })
 }
 
 fn credential(parts: &Parts) -> Result<Credential<'_>, ApiError> {
+    if let Some(found) = query_credential(parts) {
+        return Ok(found);
+    }
     if let Some(value) = parts.headers.get(WIX_INSTANCE_HEADER) {
         let token = value.to_str().map_err(|_| {
             ApiError::unauthorized("invalid_instance", "the Wix instance is malformed")
         })?;
-        return Ok(Credential::WixInstance(token));
+        return Ok(Credential::WixInstance(token.into()));
     }
     let Some(value) = parts.headers.get(AUTHORIZATION) else {
         return Err(ApiError::unauthorized(
@@ -74,9 +94,9 @@ fn credential(parts: &Parts) -> Result<Credential<'_>, ApiError> {
         ));
     }
     if scheme.eq_ignore_ascii_case("bearer") {
-        Ok(Credential::Bearer(token))
+        Ok(Credential::Bearer(token.into()))
     } else if scheme.eq_ignore_ascii_case("wixinstance") {
-        Ok(Credential::WixInstance(token))
+        Ok(Credential::WixInstance(token.into()))
     } else {
         Err(ApiError::unauthorized(
             "invalid_authorization",
@@ -91,7 +111,7 @@ impl FromRequestParts<AppState> for Authenticated {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = match credential(parts) {
             Ok(Credential::Bearer(token)) => {
-                let identity = state.access_tokens.verify(token).map_err(|err| {
+                let identity = state.access_tokens.verify(&token).map_err(|err| {
                     tracing::debug!(auth.rejected = %err, "access token refused");
                     match err {
                         AccessTokenError::Expired => ApiError::unauthorized(
@@ -109,7 +129,7 @@ impl FromRequestParts<AppState> for Authenticated {
                     method: AuthMethod::Password,
                 }
             }
-            Ok(Credential::WixInstance(token)) => wix_caller(state, token).await?,
+            Ok(Credential::WixInstance(token)) => wix_caller(state, &token).await?,
             Err(err) => return Err(err),
         };
         if let Err(wait) = state.api_limiter.check(&caller.account_id.to_string()) {

@@ -6,6 +6,7 @@ pub mod account;
 pub mod auth;
 pub mod catalog;
 pub mod health;
+pub mod jobs;
 pub mod webhooks;
 pub mod woocommerce_auth;
 
@@ -33,6 +34,7 @@ use crate::AppState;
         (name = "auth", description = "Standalone accounts and sessions"),
         (name = "account", description = "The signed-in account"),
         (name = "catalog", description = "Stores, products and collections"),
+        (name = "jobs", description = "Content optimization jobs, publishing and reverting"),
         (name = "webhooks", description = "Deliveries from the store platforms"),
         (name = "meta", description = "This document"),
     )
@@ -105,5 +107,14 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalog::list_products))
         .routes(routes!(catalog::get_product))
         .routes(routes!(catalog::list_collections))
+        .routes(routes!(jobs::optimizer_options))
+        .routes(routes!(jobs::list_jobs, jobs::create_job))
+        .routes(routes!(jobs::job_events))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::list_job_items))
+        .routes(routes!(jobs::cancel_job))
+        .routes(routes!(jobs::retry_job))
+        .routes(routes!(jobs::publish))
+        .routes(routes!(jobs::revert))
         .split_for_parts()
 }

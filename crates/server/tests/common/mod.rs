@@ -68,13 +68,15 @@ impl TestServer {
         customize(&mut settings);
         let state = AppState::build(settings, demo).await.expect("server state");
         let (shutdown, stopped) = oneshot::channel::<()>();
-        // The process's sync worker, as `optimizer serve` runs it: syncs are queued by the
+        // The process's sync worker and job engine, as `optimizer serve` runs it: syncs are queued by the
         // API and run in the background.
         let background = tokio_util::sync::CancellationToken::new();
         tokio::spawn(worker::sync::run_sync_queue(
             state.sync_worker(),
             background.clone(),
         ));
+        // And its job engine.
+        tokio::spawn(state.job_engine().run(background.clone()));
         tokio::spawn(server::serve(listener, state.clone(), async move {
             stopped.await.ok();
             background.cancel();
