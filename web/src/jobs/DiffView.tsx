@@ -135,3 +135,14 @@ export function isUnchanged(before: ContentValue | null, after: ContentValue | n
 export function hasHtml(attribute: AttributeId): boolean {
   return HTML_FIELDS.has(attribute) || attribute === 'info_sections';
 }
+
+function wording(attribute: AttributeId, value: ContentValue | null): string {
+  if (Array.isArray(value)) return value.map((s) => `${s.title}\n${htmlToText(s.html)}`).join('\n');
+  const text = value ?? '';
+  return (HTML_FIELDS.has(attribute) ? htmlToText(text) : text).replace(/\s+/g, ' ').trim();
+}
+
+/** The markup changed but not a word of the text (so the diff highlights nothing). */
+export function sameWording(item: { attribute: AttributeId; before: ContentValue | null; after: ContentValue | null }): boolean {
+  return item.after !== null && !isUnchanged(item.before, item.after) && wording(item.attribute, item.before) === wording(item.attribute, item.after);
+}

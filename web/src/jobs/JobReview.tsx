@@ -17,8 +17,8 @@ import {
 } from '@wix/design-system';
 import { ApiError, api, creditShortfall, type Job, type JobItem, type PublishResult } from '../api';
 import { asApiError } from '../components/forms';
-import { ValueDiff, ValuePreview, hasHtml, isUnchanged } from './DiffView';
-import { ATTRIBUTE_LABEL, StatusBadge, countsSummary, formatDateTime, jobSize, plural, shortfallMessage } from './labels';
+import { ValueDiff, ValuePreview, hasHtml, isUnchanged, sameWording } from './DiffView';
+import { ATTRIBUTE_LABEL, StatusBadge, countsSummary, formatDateTime, jobSize, plural, sentence, shortfallMessage } from './labels';
 
 const ITEM_PAGE = 50;
 
@@ -123,7 +123,7 @@ export function JobReview({ jobId, onClose, onJobChanged }: { jobId: string; onC
           const result = byId.get(item.id);
           if (!result) return item;
           if (result.outcome === 'published') return { ...item, publishedAt: now };
-          if (result.outcome === 'reverted') return { ...item, revertedAt: now };
+          if (result.outcome === 'reverted') return { ...item, publishedAt: null, revertedAt: now };
           return item;
         }),
       );
@@ -406,7 +406,7 @@ function ItemCard({
           {label}
         </Text>
         <StatusBadge status={item.status} dataHook="item-status" />
-        {item.status === 'done' && item.publishedAt && (
+        {item.status === 'done' && (published || item.revertedAt) && (
           <Badge size="small" skin={published ? 'success' : 'neutralLight'} type="outlined" dataHook="item-published">
             {published ? 'Published' : 'Reverted'}
           </Badge>
@@ -425,7 +425,7 @@ function ItemCard({
       </div>
       {item.status === 'failed' ? (
         <SectionHelper appearance="danger" dataHook="item-error">
-          {item.error?.message ?? 'This field could not be optimized.'}
+          {item.error ? sentence(item.error.message) : 'This field could not be optimized.'}
           {item.attempts > 1 ? ` (tried ${item.attempts} times)` : ''}
         </SectionHelper>
       ) : item.status === 'canceled' ? (
@@ -441,7 +441,14 @@ function ItemCard({
           The optimizer kept this field as it was.
         </Text>
       ) : (
-        <ValueDiff attribute={item.attribute} before={item.before} after={item.after} rendered={rendered} />
+        <>
+          {sameWording(item) && (
+            <Text size="small" secondary dataHook="item-formatting-only">
+              Only the formatting changed; the wording is the same.
+            </Text>
+          )}
+          <ValueDiff attribute={item.attribute} before={item.before} after={item.after} rendered={rendered} />
+        </>
       )}
       {outcome && <OutcomeNote item={item} outcome={outcome} busy={busy} onForce={() => onSend(outcome.action, true)} />}
     </article>
@@ -494,8 +501,8 @@ function OutcomeNote({ item, outcome, busy, onForce }: { item: JobItem; outcome:
   }
   return (
     <SectionHelper appearance="danger" dataHook="item-outcome">
-      {action === 'publish' ? 'Not published: ' : 'Not reverted: '}
-      {result.error?.message ?? `the store answered ${result.status}.`}
+      {action === 'publish' ? 'Not published. ' : 'Not reverted. '}
+      {result.error ? sentence(result.error.message) : `The store answered ${result.status}.`}
     </SectionHelper>
   );
 }

@@ -75,3 +75,11 @@ export function countsSummary(job: Job): string {
 export function shortfallMessage(required: number, remaining: number, what = 'This job'): string {
   return `${what} needs ${plural(required, 'credit')}, but your account has ${plural(remaining, 'credit')} left this month.`;
 }
+
+/** Server messages are phrases ("the AI provider did not answer"); shown alone they read as sentences. */
+export function sentence(message: string): string {
+  const text = message.trim();
+  if (!text) return text;
+  const capital = text.charAt(0).toUpperCase() + text.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
+}

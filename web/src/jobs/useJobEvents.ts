@@ -10,8 +10,8 @@ const RECONNECT_MS = 30_000;
 
 /**
  * Calls `onJob` for every job event. While the stream is down, calls `poll` every 3 s
- * instead; `poll` also runs whenever the stream (re)opens after having been down, to catch
- * up on changes sent while nobody listened.
+ * instead; `poll` also runs whenever the stream opens, to catch up on changes made before
+ * it listened.
  */
 export function useJobEvents(onJob: (job: Job) => void, poll: () => Promise<void> | void): UpdateMode {
   const [mode, setMode] = useState<UpdateMode>('connecting');
@@ -24,7 +24,6 @@ export function useJobEvents(onJob: (job: Job) => void, poll: () => Promise<void
     let source: EventSource | null = null;
     let pollTimer: ReturnType<typeof setInterval> | undefined;
     let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-    let wasDown = false;
     let stopped = false;
 
     const open = () => {
@@ -37,7 +36,9 @@ export function useJobEvents(onJob: (job: Job) => void, poll: () => Promise<void
       source.onopen = () => {
         clearInterval(pollTimer);
         setMode('live');
-        if (wasDown) void pollRef.current();
+        // The stream reports changes from the moment it opens: catch up on the ones before
+        // (the page's first load may have been answered a moment earlier).
+        void pollRef.current();
       };
       source.addEventListener('job', (event) => {
         try {
@@ -55,7 +56,6 @@ export function useJobEvents(onJob: (job: Job) => void, poll: () => Promise<void
 
     const startPolling = () => {
       if (stopped) return;
-      wasDown = true;
       setMode('polling');
       clearInterval(pollTimer);
       void pollRef.current();

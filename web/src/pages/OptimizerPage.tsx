@@ -89,6 +89,9 @@ export default function OptimizerPage() {
               ? 'Not enough credits for this job.'
               : null;
 
+  // A refusal speaks of the job as it was sent; a changed job has not been refused yet.
+  useEffect(() => setSubmitError(null), [scope, products, collections, attributes]);
+
   function chooseStore(id: string) {
     setStoreId(id);
     setProducts(new Map());
@@ -330,6 +333,11 @@ export default function OptimizerPage() {
                   {short && (
                     <SectionHelper appearance="premium" title="Not enough credits" dataHook="upgrade-cta">
                       <Box direction="vertical" gap="8px">
+                        {shortfall && (
+                          <span data-hook="submit-error">
+                            {refusedText(shortfall)}
+                          </span>
+                        )}
                         <span>
                           {shortfallMessage(cost, remaining)} Choose fewer products or fields, or upgrade your plan for
                           more credits every month.
@@ -342,7 +350,7 @@ export default function OptimizerPage() {
                       </Box>
                     </SectionHelper>
                   )}
-                  {submitError && (
+                  {submitError && !(shortfall && short) && (
                     <SectionHelper
                       appearance={shortfall ? 'premium' : 'danger'}
                       title={shortfall ? 'Not enough credits' : 'The job was not created'}
@@ -351,10 +359,10 @@ export default function OptimizerPage() {
                       <Box direction="vertical" gap="8px">
                         <span>
                           {shortfall
-                            ? `${shortfallMessage(shortfall.required, shortfall.remaining)} Credits were used since this page loaded.`
+                            ? refusedText(shortfall)
                             : errorText(submitError)}
                         </span>
-                        {shortfall && !short && (
+                        {shortfall && (
                           <Box>
                             <Button as={RouterLink} to="/account" size="small" skin="premium">
                               Upgrade plan
@@ -386,6 +394,11 @@ export default function OptimizerPage() {
       </form>
     </PageTitle>
   );
+}
+
+/** The words for a 402 answer: the job the merchant sent was refused for its cost. */
+function refusedText({ required, remaining }: { required: number; remaining: number }): string {
+  return `The job was not created: ${shortfallMessage(required, remaining, 'it')} Credits were used elsewhere since this page loaded.`;
 }
 
 function errorText(error: ApiError): string {

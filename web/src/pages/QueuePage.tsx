@@ -35,6 +35,7 @@ export default function QueuePage() {
   activeRef.current = active;
   // Jobs seen finishing on this page: a list fetched before they finished must not bring them back.
   const finishedIds = useRef(new Set<string>());
+  const [openedAt] = useState(() => Date.now());
 
   /** A job reached a terminal state: it leaves the queue for the "finished" list. */
   const finish = useCallback(
@@ -51,8 +52,11 @@ export default function QueuePage() {
   const upsert = useCallback(
     (job: Job) => {
       if (isTerminal(job.status)) {
+        // A job that finishes while the queue is open is shown even if it was never seen
+        // waiting (small jobs can finish between two updates).
         const known = activeRef.current?.some((j) => j.id === job.id) || job.id === createdJobId;
-        if (known) finish(job);
+        const justNow = job.finishedAt !== null && new Date(job.finishedAt).getTime() >= openedAt - 5_000;
+        if (known || justNow) finish(job);
         return;
       }
       // Events arrive in order: a job that runs again after finishing was retried.
@@ -67,7 +71,7 @@ export default function QueuePage() {
       });
       setFinished((current) => current.filter((j) => j.id !== job.id));
     },
-    [createdJobId, finish],
+    [createdJobId, finish, openedAt],
   );
 
   const refresh = useCallback(async () => {
