@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { screenshot, withServerAndBrowser } from './harness.mjs';
+import { screenshot, signInstance, withServerAndBrowser } from './harness.mjs';
 
 const env = withServerAndBrowser({ demo: true });
 let page;
@@ -144,6 +144,36 @@ test('two products are optimized, followed live in the queue, reviewed, publishe
   assert.equal(await hoodieTitle.getByTestId('publish-item').isDisabled(), false);
   assert.equal(await productTitle(productId), HOODIE);
 
+  // Someone edits the product in the store: publishing the title again is a conflict that
+  // shows the store's value and can be overwritten on purpose.
+  const store = (await apiFromPage('GET', '/api/stores')).body.stores[0];
+  const imported = await page.evaluate(
+    async ({ storeId, csv }) =>
+      (
+        await fetch(`/api/stores/${storeId}/import`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${sessionStorage.getItem('uo.accessToken')}`, 'content-type': 'text/csv' },
+          body: csv,
+        })
+      ).json(),
+    {
+      storeId: store.id,
+      csv: 'ID,Type,SKU,Name,Description\n1005,variable,NW-HOOD-002,Hoodie renamed in the store,warm fleece hoodie. has pocket. good for camping\n',
+    },
+  );
+  assert.equal(imported.updated, 1);
+  await page.goto(jobUrl);
+  await hoodieTitle.getByTestId('publish-item').click();
+  const conflict = hoodieTitle.getByTestId('item-conflict');
+  await conflict.waitFor();
+  assert.match(await conflict.innerText(), /Someone edited this field in the store after the optimizer read it/);
+  assert.equal((await conflict.getByTestId('current-value').innerText()).trim(), 'Hoodie renamed in the store');
+  await screenshot(page, 'job-review-conflict');
+  await conflict.getByTestId('overwrite-anyway').click();
+  await hoodieTitle.getByText('Published: the store now shows the new text.').waitFor();
+  assert.equal(await hoodieTitle.getByTestId('item-conflict').count(), 0);
+  assert.equal(await productTitle(productId), 'Hoodie Fleece Pullover');
+
   // The history filter: both jobs are done, none failed.
   await page.goto(`${env.server.base}/jobs`);
   await page.getByTestId('job-row').first().waitFor();
@@ -211,4 +241,17 @@ test('a job costing more than the remaining credits shows the upgrade call to ac
   assert.equal(await page.getByTestId('optimize').isDisabled(), true);
   assert.equal(new URL(page.url()).pathname, '/optimizer');
   await screenshot(page, 'optimizer-refused');
+});
+
+test('embedded in Wix, the queue follows jobs live with the instance as the stream credential', async () => {
+  const embedded = await (await env.browser.newContext()).newPage();
+  const instance = signInstance();
+  await embedded.goto(`${env.server.base}/queue?instance=${instance}&viewMode=dashboard`);
+  await embedded.getByTestId('queue-empty').waitFor();
+  // "Live" means the EventSource opened; without a credential it would be refused (401)
+  // and the page would poll instead.
+  await embedded.getByText('Live updates').waitFor();
+  const refused = await embedded.evaluate(() => fetch('/api/jobs/events').then((response) => response.status));
+  assert.equal(refused, 401);
+  await screenshot(embedded, 'queue-embedded');
 });
