@@ -21,6 +21,7 @@ import { ValueDiff, ValuePreview, hasHtml, isUnchanged, sameWording } from './Di
 import { ATTRIBUTE_LABEL, StatusBadge, countsSummary, formatDateTime, jobSize, plural, sentence, shortfallMessage } from './labels';
 
 const ITEM_PAGE = 50;
+const PUBLISH_BATCH = 500;
 
 type Action = 'publish' | 'revert';
 
@@ -110,7 +111,13 @@ export function JobReview({ jobId, onClose, onJobChanged }: { jobId: string; onC
     setBusy(key);
     setNotice(null);
     try {
-      const { results } = action === 'publish' ? await api.publish(ids, force) : await api.revert(ids, force);
+      const results: PublishResult[] = [];
+      // The API takes a bounded number of items per call.
+      for (let start = 0; start < ids.length; start += PUBLISH_BATCH) {
+        const batch = ids.slice(start, start + PUBLISH_BATCH);
+        const answer = action === 'publish' ? await api.publish(batch, force) : await api.revert(batch, force);
+        results.push(...answer.results);
+      }
       const now = new Date().toISOString();
       const byId = new Map(results.map((r) => [r.itemId, r]));
       setOutcomes((current) => {
@@ -127,7 +134,9 @@ export function JobReview({ jobId, onClose, onJobChanged }: { jobId: string; onC
           return item;
         }),
       );
-      setSelected((current) => new Set([...current].filter((id) => !byId.has(id) || byId.get(id)!.outcome === 'conflict' || byId.get(id)!.outcome === 'error')));
+      // What went through leaves the selection; what needs attention stays selected.
+      const settled = (id: string) => ['published', 'reverted', 'unchanged'].includes(byId.get(id)?.outcome ?? '');
+      setSelected((current) => new Set([...current].filter((id) => !settled(id))));
       return results;
     } catch (err) {
       setNotice({ appearance: 'danger', text: asApiError(err).message });

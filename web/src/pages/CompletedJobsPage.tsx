@@ -85,7 +85,7 @@ export default function CompletedJobsPage() {
         </Heading>
         <Text secondary>Review what the optimizer wrote, publish it to your store, or put the original back.</Text>
       </Box>
-      <Box width="460px" maxWidth="100%">
+      <Box width="520px" maxWidth="100%">
         <SegmentedToggle
           fullWidth
           size="small"
@@ -143,7 +143,11 @@ export default function CompletedJobsPage() {
                     data-hook="job-row"
                     data-job-id={job.id}
                     tabIndex={0}
-                    onKeyDown={(event) => (event.key === 'Enter' || event.key === ' ') && (event.preventDefault(), setParam('job', job.id))}
+                    onKeyDown={(event) => {
+                      if (event.key !== 'Enter' && event.key !== ' ') return;
+                      event.preventDefault();
+                      setParam('job', job.id);
+                    }}
                     aria-label={`Review the job of ${formatDateTime(job.finishedAt ?? job.createdAt)}`}
                   >
                     <td>

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState, type FormEvent } from 'react';
+import { useEffect, useMemo, useState, type FormEvent, type ReactNode } from 'react';
 import { Link as RouterLink, useNavigate } from 'react-router-dom';
 import {
   Box,
@@ -407,7 +407,7 @@ function errorText(error: ApiError): string {
   return error.message;
 }
 
-function PageTitle({ children }: { children: React.ReactNode }) {
+function PageTitle({ children }: { children: ReactNode }) {
   return (
     <Box direction="vertical" gap="24px">
       <Box direction="vertical" gap="4px">

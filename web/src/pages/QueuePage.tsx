@@ -40,11 +40,12 @@ export default function QueuePage() {
   /** A job reached a terminal state: it leaves the queue for the "finished" list. */
   const finish = useCallback(
     (job: Job) => {
+      const already = finishedIds.current.has(job.id);
       finishedIds.current.add(job.id);
       setActive((current) => current && current.filter((j) => j.id !== job.id));
       setFinished((current) => [job, ...current.filter((j) => j.id !== job.id)]);
       // Failed and canceled items give their credits back.
-      reloadMe();
+      if (!already) reloadMe();
     },
     [reloadMe],
   );
@@ -85,7 +86,10 @@ export default function QueuePage() {
         (j) => !fresh.has(j.id) && (!page.nextCursor || (oldest !== undefined && j.createdAt >= oldest)),
       );
       setActive((current) => {
-        const beyond = page.nextCursor ? (current ?? []).filter((j) => !fresh.has(j.id) && oldest !== undefined && j.createdAt < oldest) : [];
+        // Jobs older than the first page stay as "Load more" brought them.
+        const beyond = page.nextCursor
+          ? (current ?? []).filter((j) => !fresh.has(j.id) && oldest !== undefined && j.createdAt < oldest)
+          : [];
         // A list fetched while events arrived may be older than what an event brought.
         const merged = page.items.map((job) => {
           const known = current?.find((j) => j.id === job.id);
@@ -277,7 +281,7 @@ function CancelDialog({ job, onClose, onCanceled }: { job: Job | null; onClose: 
         theme="destructive"
         title="Cancel this job?"
         primaryButtonText={busy ? <Loader size="tiny" /> : 'Cancel job'}
-        primaryButtonProps={{ disabled: busy, dataHook: 'confirm-cancel' } as never}
+        primaryButtonProps={{ disabled: busy, dataHook: 'confirm-cancel' }}
         primaryButtonOnClick={confirm}
         secondaryButtonText="Keep it running"
         secondaryButtonOnClick={onClose}
