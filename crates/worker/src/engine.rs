@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -112,6 +112,9 @@ impl Default for EngineConfig {
 pub struct RateLimiter {
     state: Mutex<LimiterState>,
 }
+
+/// Tokio's clock, so the limiter follows the runtime's time (and tests can control it).
+type Instant = tokio::time::Instant;
 
 #[derive(Debug)]
 struct LimiterState {
@@ -507,5 +510,54 @@ async fn run_heartbeat(
                 tracing::warn!(error.cause = %err, "extending item leases failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Virtual time: the clock only moves when every task waits, so these are exact.
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limiter_spaces_calls_and_backs_off_on_429s() {
+        let limiter = RateLimiter::new(Some(120));
+        let start = tokio::time::Instant::now();
+        for _ in 0..3 {
+            limiter.acquire().await;
+        }
+        // 120 a minute is one every 500 ms: the third call waits for its slot at 1 s.
+        assert_eq!(start.elapsed(), Duration::from_millis(1000));
+
+        limiter.throttled(Some(Duration::from_secs(5))).await;
+        assert_eq!(limiter.current_rate().await, Some(1.0));
+        let paused = tokio::time::Instant::now();
+        limiter.acquire().await;
+        assert!(
+            paused.elapsed() >= Duration::from_secs(5),
+            "the pause holds every call"
+        );
+
+        for _ in 0..100 {
+            limiter.succeeded().await;
+        }
+        assert_eq!(
+            limiter.current_rate().await,
+            Some(2.0),
+            "grows back to the cap"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_cap_only_a_429_holds_calls() {
+        let limiter = RateLimiter::new(None);
+        let start = tokio::time::Instant::now();
+        for _ in 0..100 {
+            limiter.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        limiter.throttled(None).await;
+        limiter.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        assert_eq!(limiter.current_rate().await, None);
     }
 }
