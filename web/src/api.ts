@@ -200,6 +200,106 @@ export interface ProductFilters {
   limit?: number;
 }
 
+export type AttributeId = 'title' | 'description' | 'seo_title' | 'seo_description' | 'info_sections';
+
+export interface OptimizerOptions {
+  provider: string;
+  canTranslate: boolean;
+  attributes: { id: AttributeId; label: string }[];
+  languages: { code: string; name: string }[];
+  creditsPerItem: number;
+  maxProductsPerJob: number;
+}
+
+export type JobStatus = 'pending' | 'running' | 'done' | 'failed' | 'canceled';
+export type ItemStatus = JobStatus;
+export type SourceScope = 'products' | 'collections';
+
+export interface JobCounts {
+  total: number;
+  pending: number;
+  running: number;
+  done: number;
+  failed: number;
+  canceled: number;
+}
+
+export interface Job {
+  id: string;
+  storeId: string;
+  storeName: string;
+  kind: 'text';
+  status: JobStatus;
+  sourceScope: SourceScope;
+  attributes: AttributeId[];
+  targetLang: string | null;
+  userPrompt: string | null;
+  brandVoice: string | null;
+  provider: string;
+  productCount: number;
+  counts: JobCounts;
+  percent: number;
+  credits: { reserved: number; charged: number; refunded: number };
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface NewJob {
+  sourceScope: SourceScope;
+  sourceIds: string[];
+  storeId?: string;
+  attributes: AttributeId[];
+  targetLang: string | null;
+  userPrompt?: string;
+  brandVoice?: string;
+}
+
+export interface InfoSection {
+  title: string;
+  html: string;
+}
+
+/** A text (HTML for descriptions) or, for info sections, a list of sections. */
+export type ContentValue = string | InfoSection[];
+
+export interface JobItem {
+  id: string;
+  jobId: string;
+  productId: string;
+  productTitle: string;
+  attribute: AttributeId;
+  status: ItemStatus;
+  attempts: number;
+  before: ContentValue | null;
+  after: ContentValue | null;
+  error: { code: string; message: string } | null;
+  publishedAt: string | null;
+  revertedAt: string | null;
+  updatedAt: string;
+}
+
+export interface Paged<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface PublishResult {
+  itemId: string;
+  outcome: 'published' | 'reverted' | 'unchanged' | 'conflict' | 'error';
+  status: number;
+  error: { code: string; message: string } | null;
+  current?: ContentValue | null;
+}
+
+/** The credits a refused job needed and had, from a 402 `insufficient_credits`. */
+export function creditShortfall(error: ApiError): { required: number; remaining: number } | null {
+  if (error.status !== 402) return null;
+  const details = error.details as { required?: number; remaining?: number } | null;
+  if (typeof details?.required !== 'number' || typeof details?.remaining !== 'number') return null;
+  return { required: details.required, remaining: details.remaining };
+}
+
 interface RequestOptions {
   body?: unknown;
   /** Sent as-is with this content type instead of JSON. */
@@ -300,6 +400,19 @@ async function request<T>(method: string, path: string, options: RequestOptions 
   return (await response.json()) as T;
 }
 
+/** The address of the job event stream. EventSource cannot send headers, so the
+ * credentials travel in the query (`access_token`, or `instance` when embedded in Wix). */
+export function jobEventsUrl(jobId?: string): string {
+  const instance = wixInstance();
+  const token = instance ? null : getAccessToken();
+  return `/api/jobs/events${queryString({ jobId, instance: instance ?? undefined, access_token: token ?? undefined })}`;
+}
+
+/** Renews the standalone access token (after the event stream was refused). */
+export function renewSession(): Promise<boolean> {
+  return renewCredentials();
+}
+
 function startSession(session: Session): Session {
   saveTokens(session.accessToken, session.refreshToken);
   return session;
@@ -340,6 +453,25 @@ export const api = {
   product: (id: string) => request<ProductDetail>('GET', `/api/products/${id}`),
   collections: (storeId?: string) =>
     request<{ items: CollectionView[] }>('GET', `/api/collections${queryString({ storeId })}`),
+  optimizerOptions: () => request<OptimizerOptions>('GET', '/api/optimizer/options'),
+  createJob: (job: NewJob) => request<Job>('POST', '/api/jobs', { body: job }),
+  jobs: (filters: { status?: JobStatus[]; cursor?: string; limit?: number }) =>
+    request<Paged<Job>>(
+      'GET',
+      `/api/jobs${queryString({ status: filters.status?.join(','), cursor: filters.cursor, limit: filters.limit })}`,
+    ),
+  job: (id: string) => request<Job>('GET', `/api/jobs/${id}`),
+  jobItems: (id: string, filters: { status?: ItemStatus[]; cursor?: string; limit?: number } = {}) =>
+    request<Paged<JobItem>>(
+      'GET',
+      `/api/jobs/${id}/items${queryString({ status: filters.status?.join(','), cursor: filters.cursor, limit: filters.limit })}`,
+    ),
+  cancelJob: (id: string) => request<Job>('POST', `/api/jobs/${id}/cancel`),
+  retryJob: (id: string) => request<Job>('POST', `/api/jobs/${id}/retry`),
+  publish: (itemIds: string[], force = false) =>
+    request<{ results: PublishResult[] }>('POST', '/api/publish', { body: { itemIds, force } }),
+  revert: (itemIds: string[], force = false) =>
+    request<{ results: PublishResult[] }>('POST', '/api/revert', { body: { itemIds, force } }),
   register: async (email: string, password: string, accountName?: string) =>
     startSession(
       await request<Session>('POST', '/api/v1/auth/register', {

@@ -17,6 +17,9 @@ const AccountPage = lazy(() => import('./pages/AccountPage'));
 const ProductsPage = lazy(() => import('./pages/ProductsPage'));
 const ProductPage = lazy(() => import('./pages/ProductPage'));
 const StoresPage = lazy(() => import('./pages/StoresPage'));
+const OptimizerPage = lazy(() => import('./pages/OptimizerPage'));
+const QueuePage = lazy(() => import('./pages/QueuePage'));
+const CompletedJobsPage = lazy(() => import('./pages/CompletedJobsPage'));
 
 const embedded = captureInstance();
 
@@ -49,6 +52,9 @@ createRoot(document.getElementById('root')!).render(
               <Route index element={<HomePage />} />
               <Route path="products" element={<ProductsPage />} />
               <Route path="products/:id" element={<ProductPage />} />
+              <Route path="optimizer" element={<OptimizerPage />} />
+              <Route path="queue" element={<QueuePage />} />
+              <Route path="jobs" element={<CompletedJobsPage />} />
               <Route path="stores" element={<StoresPage />} />
               <Route path="account" element={<AccountPage embedded={embedded} />} />
             </Route>

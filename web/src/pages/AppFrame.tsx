@@ -19,6 +19,9 @@ import './AppFrame.css';
 const NAVIGATION = [
   { to: '/', label: 'Home', end: true },
   { to: '/products', label: 'Products', end: false },
+  { to: '/optimizer', label: 'Optimizer', end: false },
+  { to: '/queue', label: 'Queue', end: false },
+  { to: '/jobs', label: 'Completed', end: false },
   { to: '/stores', label: 'Stores', end: false },
   { to: '/account', label: 'Account', end: false },
 ];
