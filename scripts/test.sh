@@ -20,6 +20,9 @@ fi
 echo "== Rust tests (SQLite and PostgreSQL) =="
 cargo test --workspace --no-fail-fast
 
+echo "== Dashboard unit tests =="
+npm --prefix web run test:unit
+
 echo "== Dashboard end-to-end tests (headless Chromium) =="
 # `cargo test` has just built target/debug/optimizer (the CLI tests run it); building it
 # again with `cargo build` would recompile dependencies under other features.
