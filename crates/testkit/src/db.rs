@@ -125,24 +125,6 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn database_name_is_swapped_in_urls() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
-            "postgres://postgres@127.0.0.1:5432/t1"
-        );
-        assert_eq!(
-            with_database("postgres://u:p@host/db?sslmode=disable", "t2"),
-            "postgres://u:p@host/t2?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://host", "t3"), "postgres://host/t3");
-    }
-}
-
 /// Instantiates each scenario `async fn name(storage: Arc<dyn Storage>)` of the calling
 /// test file twice, as `sqlite::name` and `postgres::name`, each on its own throwaway
 /// database opened by the file's `async fn open(&TestDatabase) -> Arc<dyn Storage>`. The
@@ -170,4 +152,22 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_name_is_swapped_in_urls() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@host/db?sslmode=disable", "t2"),
+            "postgres://u:p@host/t2?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://host", "t3"), "postgres://host/t3");
+    }
 }
