@@ -1748,6 +1748,16 @@ pub fn truncate_html(html: &str, max_chars: usize) -> String {
 /// The text of `html` as a reader sees it: tags removed (script and style with their
 /// content), entities decoded, whitespace collapsed, and one line per paragraph, heading
 /// or list item.
+/// The line being written (one is made if there is none), without a way to panic on
+/// whatever markup a merchant or a provider sent.
+fn last_line(lines: &mut Vec<String>) -> &mut String {
+    if lines.is_empty() {
+        lines.push(String::new());
+    }
+    let last = lines.len() - 1;
+    &mut lines[last]
+}
+
 pub fn html_to_text(html: &str) -> String {
     let mut lines: Vec<String> = vec![String::new()];
     let mut skipping: Option<(String, usize)> = None;
@@ -1771,8 +1781,7 @@ pub fn html_to_text(html: &str) -> String {
         }
         match token {
             Token::Text(text) => {
-                let line = lines.last_mut().expect("one line at least");
-                line.push_str(&decode_entities(text));
+                last_line(&mut lines).push_str(&decode_entities(text));
             }
             Token::Start {
                 name, self_closing, ..
@@ -1780,14 +1789,14 @@ pub fn html_to_text(html: &str) -> String {
                 Class::Drop if has_dropped_content(&name, self_closing) => {
                     skipping = Some((name, 1))
                 }
-                Class::Br | Class::Cell => lines.last_mut().expect("a line").push(' '),
+                Class::Br | Class::Cell => last_line(&mut lines).push(' '),
                 Class::Boundary | Class::Keep("p" | "h2" | "h3" | "h4" | "li" | "ul" | "ol") => {
                     lines.push(String::new())
                 }
                 _ => {}
             },
             Token::End { name } => match classify(&name) {
-                Class::Cell => lines.last_mut().expect("a line").push(' '),
+                Class::Cell => last_line(&mut lines).push(' '),
                 Class::Boundary | Class::Keep("p" | "h2" | "h3" | "h4" | "li" | "ul" | "ol") => {
                     lines.push(String::new())
                 }

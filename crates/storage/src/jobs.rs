@@ -487,6 +487,44 @@ macro_rules! impl_job_storage {
                 Ok(applied)
             }
 
+            /// Refunds failed items (job, account, item, charge) once each, at their job's
+            /// credits per item, and counts the refunds into the jobs' deltas.
+            async fn refund_failed_items(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                mut refunds: Vec<(String, String, String, i64)>,
+                deltas: &mut std::collections::BTreeMap<String, $crate::jobs::JobDelta>,
+                now_ms: i64,
+            ) -> $crate::Result<()> {
+                let mut per_item_cost: std::collections::HashMap<String, i64> =
+                    std::collections::HashMap::new();
+                // Sorted, so concurrent transactions take the account rows in one order.
+                refunds.sort();
+                for (job_id, account_id, item, charge) in refunds {
+                    let cost = match per_item_cost.get(&job_id) {
+                        Some(cost) => *cost,
+                        None => {
+                            let cost: i64 =
+                                sqlx::query_scalar("SELECT credits_per_item FROM jobs WHERE id = $1")
+                                    .bind(&job_id)
+                                    .fetch_one(&mut **tx)
+                                    .await?;
+                            per_item_cost.insert(job_id.clone(), cost);
+                            cost
+                        }
+                    };
+                    Self::refund_credits(
+                        tx,
+                        &account_id,
+                        cost,
+                        &$crate::jobs::item_refund_reference(&item, charge),
+                        now_ms,
+                    )
+                    .await?;
+                    deltas.entry(job_id).or_default().refunded += cost;
+                }
+                Ok(())
+            }
+
             /// Moves a job's counters by `delta` and re-derives its status from them.
             async fn apply_job_delta(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -741,12 +779,7 @@ macro_rules! impl_job_storage {
                     .into_iter()
                     .map(TryInto::try_into)
                     .collect::<$crate::Result<_>>()?;
-                let next_cursor = if items.len() as i64 > limit {
-                    items.truncate(limit as usize);
-                    items.last().map(|job| job.id)
-                } else {
-                    None
-                };
+                let next_cursor = $crate::rows::cut_page(&mut items, limit, |job| job.id);
                 Ok($crate::jobs::JobPage { items, next_cursor })
             }
 
@@ -824,12 +857,7 @@ macro_rules! impl_job_storage {
                     .into_iter()
                     .map(TryInto::try_into)
                     .collect::<$crate::Result<_>>()?;
-                let next_cursor = if items.len() as i64 > limit {
-                    items.truncate(limit as usize);
-                    items.last().map(|item| item.id)
-                } else {
-                    None
-                };
+                let next_cursor = $crate::rows::cut_page(&mut items, limit, |item| item.id);
                 Ok($crate::jobs::ItemPage { items, next_cursor })
             }
 
@@ -1178,31 +1206,7 @@ macro_rules! impl_job_storage {
                         }
                     }
                 }
-                // Refunds are per item; the job's credits per item is read once per job.
-                let mut per_item_cost: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
-                refunds.sort();
-                for (job_id, account_id, item, charge) in refunds {
-                    let cost = match per_item_cost.get(&job_id) {
-                        Some(cost) => *cost,
-                        None => {
-                            let cost: i64 = sqlx::query_scalar("SELECT credits_per_item FROM jobs WHERE id = $1")
-                                .bind(&job_id)
-                                .fetch_one(&mut *tx)
-                                .await?;
-                            per_item_cost.insert(job_id.clone(), cost);
-                            cost
-                        }
-                    };
-                    Self::refund_credits(
-                        &mut tx,
-                        &account_id,
-                        cost,
-                        &$crate::jobs::item_refund_reference(&item, charge),
-                        now_ms,
-                    )
-                    .await?;
-                    deltas.entry(job_id).or_default().refunded += cost;
-                }
+                Self::refund_failed_items(&mut tx, refunds, &mut deltas, now_ms).await?;
                 for (job_id, delta) in deltas {
                     Self::apply_job_delta(&mut tx, &job_id, delta, false, now_ms).await?;
                 }
@@ -1261,21 +1265,7 @@ macro_rules! impl_job_storage {
                         report.requeued += 1;
                     }
                 }
-                for (job_id, account_id, item, charge) in refunds {
-                    let cost: i64 = sqlx::query_scalar("SELECT credits_per_item FROM jobs WHERE id = $1")
-                        .bind(&job_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    Self::refund_credits(
-                        &mut tx,
-                        &account_id,
-                        cost,
-                        &$crate::jobs::item_refund_reference(&item, charge),
-                        now_ms,
-                    )
-                    .await?;
-                    deltas.entry(job_id).or_default().refunded += cost;
-                }
+                Self::refund_failed_items(&mut tx, refunds, &mut deltas, now_ms).await?;
                 for (job_id, delta) in deltas {
                     Self::apply_job_delta(&mut tx, &job_id, delta, false, now_ms).await?;
                 }

@@ -19,6 +19,17 @@ pub(crate) fn instant(ms: i64) -> Result<DateTime<Utc>, StorageError> {
         .ok_or_else(|| StorageError::Corrupt(format!("timestamp {ms} out of range")))
 }
 
+/// Listings fetch one row more than a page: if it came, it is dropped and the page's last
+/// id is the cursor of the next page.
+pub(crate) fn cut_page<T>(items: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> Uuid) -> Option<Uuid> {
+    if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(id)
+    } else {
+        None
+    }
+}
+
 pub(crate) fn date_text(date: NaiveDate) -> String {
     date.format("%Y-%m-%d").to_string()
 }

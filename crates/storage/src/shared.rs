@@ -1118,12 +1118,7 @@ macro_rules! impl_storage {
                     .into_iter()
                     .map($crate::ProductSummary::try_from)
                     .collect::<$crate::Result<Vec<_>>>()?;
-                let next_cursor = if items.len() as i64 > limit {
-                    items.truncate(limit as usize);
-                    items.last().map(|item| item.id)
-                } else {
-                    None
-                };
+                let next_cursor = $crate::rows::cut_page(&mut items, limit, |item| item.id);
                 Ok($crate::ProductPage { items, next_cursor, total })
             }
 

@@ -319,7 +319,7 @@ impl JobEngine {
             }
             EngineStats::add(&self.stats.claimed, claim.items.len() as u64);
             held.lock()
-                .expect("held claims lock")
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(claim.token, claim.items.len());
             for item in claim.items {
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -474,7 +474,9 @@ async fn record_outcomes(
                     }
                 }
             }
-            let mut held = held.lock().expect("held claims lock");
+            let mut held = held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(left) = held.get_mut(&token) {
                 *left = left.saturating_sub(outcomes.len());
                 if *left == 0 {
@@ -499,7 +501,7 @@ async fn run_heartbeat(
         }
         let tokens: Vec<uuid::Uuid> = held
             .lock()
-            .expect("held claims lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .keys()
             .copied()
             .collect();
