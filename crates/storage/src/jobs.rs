@@ -487,7 +487,50 @@ macro_rules! impl_job_storage {
                 Ok(applied)
             }
 
-            /// Refunds failed items (job, account, item, charge) once each, at their job's
+            /// Items of a canceled job that came back to the queue (a retry or a release
+            /// that ended after the cancel, or a recovered lease) are canceled and refunded
+            /// instead: nothing claims them again, and their credits must not stay reserved.
+            async fn cancel_leftovers(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                deltas: &mut std::collections::BTreeMap<String, $crate::jobs::JobDelta>,
+                now_ms: i64,
+            ) -> $crate::Result<()> {
+                let job_ids: Vec<String> = deltas
+                    .iter()
+                    .filter(|(_, delta)| delta.pending > 0)
+                    .map(|(job_id, _)| job_id.clone())
+                    .collect();
+                for job_id in job_ids {
+                    let canceled: Option<Option<i64>> =
+                        sqlx::query_scalar("SELECT canceled_at FROM jobs WHERE id = $1")
+                            .bind(&job_id)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    if !matches!(canceled, Some(Some(_))) {
+                        continue;
+                    }
+                    let leftovers: Vec<(String, String, i64)> = sqlx::query_as(
+                        "UPDATE job_items SET status = 'canceled', finished_at = $2, updated_at = $2 \
+                         WHERE job_id = $1 AND status = 'pending' RETURNING id, account_id, charge",
+                    )
+                    .bind(&job_id)
+                    .bind(now_ms)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    let count = leftovers.len() as i64;
+                    let delta = deltas.entry(job_id.clone()).or_default();
+                    delta.pending -= count;
+                    delta.canceled += count;
+                    let refunds = leftovers
+                        .into_iter()
+                        .map(|(item, account, charge)| (job_id.clone(), account, item, charge))
+                        .collect();
+                    Self::refund_failed_items(tx, refunds, deltas, now_ms).await?;
+                }
+                Ok(())
+            }
+
+            /// Refunds failed or canceled items (job, account, item, charge) once each, at their job's
             /// credits per item, and counts the refunds into the jobs' deltas.
             async fn refund_failed_items(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -1207,6 +1250,7 @@ macro_rules! impl_job_storage {
                     }
                 }
                 Self::refund_failed_items(&mut tx, refunds, &mut deltas, now_ms).await?;
+                Self::cancel_leftovers(&mut tx, &mut deltas, now_ms).await?;
                 for (job_id, delta) in deltas {
                     Self::apply_job_delta(&mut tx, &job_id, delta, false, now_ms).await?;
                 }
@@ -1266,6 +1310,7 @@ macro_rules! impl_job_storage {
                     }
                 }
                 Self::refund_failed_items(&mut tx, refunds, &mut deltas, now_ms).await?;
+                Self::cancel_leftovers(&mut tx, &mut deltas, now_ms).await?;
                 for (job_id, delta) in deltas {
                     Self::apply_job_delta(&mut tx, &job_id, delta, false, now_ms).await?;
                 }

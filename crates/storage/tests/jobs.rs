@@ -30,6 +30,7 @@ testkit::on_both_backends!(
     claims_are_fenced_and_finish_the_job,
     failed_items_are_refunded_exactly_once_and_retried_at_a_charge,
     canceling_refunds_pending_items_and_lets_running_ones_finish,
+    items_that_come_back_after_a_cancel_are_canceled_and_refunded,
     expired_leases_are_recovered_and_the_late_worker_is_fenced,
     releases_do_not_count_the_attempt,
     claims_interleave_accounts,
@@ -949,4 +950,76 @@ async fn work_notifications_wake_waiting_workers(storage: Arc<dyn Storage>) {
         .expect("the waiter was woken long before its 30 s poll")
         .unwrap();
     assert!(waited < std::time::Duration::from_secs(10));
+}
+
+async fn items_that_come_back_after_a_cancel_are_canceled_and_refunded(storage: Arc<dyn Storage>) {
+    let (account, store, products) = shop(&storage, 3).await;
+    let job = storage
+        .create_job(
+            account,
+            text_job(store, &products, &[Attribute::Title]),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let start = Utc::now();
+    let claim = storage
+        .claim_items(3, Duration::seconds(30), start)
+        .await
+        .unwrap();
+    assert_eq!(claim.items.len(), 3);
+    storage.cancel_job(account, job.id, start).await.unwrap();
+    // One attempt ends in a retry, one in a release, after the cancel; the third worker dies.
+    let outcomes = vec![
+        ItemOutcome {
+            item_id: claim.items[0].id,
+            result: ItemResult::Retry {
+                at: start + Duration::seconds(5),
+                code: "provider_unavailable".into(),
+                message: "HTTP 503".into(),
+            },
+        },
+        ItemOutcome {
+            item_id: claim.items[1].id,
+            result: ItemResult::Release,
+        },
+    ];
+    storage
+        .finish_items(claim.token, &outcomes, start)
+        .await
+        .unwrap();
+    let recovered = storage
+        .recover_expired_items(start + Duration::seconds(60), 8)
+        .await
+        .unwrap();
+    assert_eq!(recovered.requeued, 1);
+
+    let ended = storage.get_job(account, job.id).await.unwrap();
+    assert_eq!(ended.status, JobStatus::Canceled);
+    assert_eq!(
+        (
+            ended.counts.pending,
+            ended.counts.running,
+            ended.counts.canceled
+        ),
+        (0, 0, 3)
+    );
+    assert_eq!(ended.credits_refunded, 3);
+    assert!(ended.finished_at.is_some());
+    assert_eq!(assert_ledger_matches_counters(&storage, account).await, 0);
+    // Another job of the account does not pick the canceled items up.
+    storage
+        .create_job(
+            account,
+            text_job(store, &products[..1], &[Attribute::SeoTitle]),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let next = storage
+        .claim_items(10, Duration::seconds(30), start + Duration::seconds(61))
+        .await
+        .unwrap();
+    assert_eq!(next.items.len(), 1);
+    assert_eq!(next.items[0].attribute, Attribute::SeoTitle);
 }
