@@ -19,6 +19,7 @@ api_tests!(
     a_store_edit_since_the_job_read_it_is_a_conflict,
     the_event_stream_follows_a_job_to_its_end,
     cancel_and_retry_follow_the_rules,
+    a_canceled_job_is_refunded_and_its_items_cannot_be_published,
     tenants_cannot_reach_each_others_jobs,
     the_openai_provider_writes_through_the_fake,
     woocommerce_products_are_published_and_reverted,
@@ -539,35 +540,6 @@ async fn cancel_and_retry_follow_the_rules(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(error_code(response, 409).await, "nothing_to_retry");
-    // Unfinished items cannot be published.
-    let pending_job = merchant
-        .create_job(json!({"sourceScope": "products", "sourceIds": [products[1]["id"]], "attributes": ["title"]}))
-        .await;
-    let pending_id = pending_job["id"].as_str().unwrap();
-    let (status, canceled) = merchant
-        .call(
-            Method::POST,
-            &format!("/api/jobs/{pending_id}/cancel"),
-            None,
-        )
-        .await;
-    if status == 200 {
-        assert_eq!(canceled["status"], "canceled");
-        let items = merchant.items(pending_id).await;
-        if items[0]["status"] == "canceled" {
-            let results = merchant.publish("/api/publish", &[&items[0]], false).await;
-            assert_eq!(results[0]["status"], 422);
-            assert_eq!(results[0]["error"]["code"], "not_publishable");
-            assert_eq!(
-                merchant.remaining_credits().await,
-                199,
-                "the canceled item was refunded"
-            );
-        }
-    } else {
-        // The engine was quicker than the cancel: the job had already ended.
-        assert_eq!(status, 409);
-    }
 }
 
 async fn tenants_cannot_reach_each_others_jobs(engine: Engine) {
@@ -816,4 +788,55 @@ async fn wix_products_are_published_and_reverted(engine: Engine) {
         wix.product(instance_id, wix_id).unwrap()["name"],
         title["before"]
     );
+}
+
+async fn a_canceled_job_is_refunded_and_its_items_cannot_be_published(engine: Engine) {
+    // The provider is down, so the job's items wait for their retry while it is canceled.
+    let fake = testkit::openai::FakeOpenAi::start().await;
+    fake.set_down(true);
+    let (base, key) = (fake.base_url().to_owned(), fake.api_key());
+    let Some(server) = TestServer::start_with(engine, false, move |s| {
+        s.jobs.provider = server::config::AiProviderKind::OpenAi;
+        s.jobs.openai_api_key = Some(secrets::Secret::new(key));
+        s.jobs.openai_base_url = base;
+    })
+    .await
+    else {
+        return;
+    };
+    let merchant = Caller::register(&server, "cancel-waiting@example.com").await;
+    let (_, products) = merchant.local_catalog().await;
+    let ids: Vec<&Value> = products.iter().take(3).map(|p| &p["id"]).collect();
+    let job = merchant
+        .create_job(json!({"sourceScope": "products", "sourceIds": ids, "attributes": ["title", "seo_title"]}))
+        .await;
+    let id = job["id"].as_str().unwrap();
+    assert_eq!(merchant.remaining_credits().await, 194);
+    for _ in 0..600 {
+        if fake.request_count() >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, canceled) = merchant
+        .call(Method::POST, &format!("/api/jobs/{id}/cancel"), None)
+        .await;
+    assert_eq!(status, 200, "{canceled}");
+    assert_eq!(canceled["status"], "canceled");
+    // Items still in flight come back after their failed attempt and are canceled too.
+    let mut settled = Value::Null;
+    for _ in 0..600 {
+        settled = merchant.get(&format!("/api/jobs/{id}")).await;
+        if settled["counts"]["canceled"] == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(settled["counts"]["canceled"], 6, "{settled}");
+    assert_eq!(settled["credits"]["refunded"], 6);
+    assert_eq!(merchant.remaining_credits().await, 200);
+    let items = merchant.items(id).await;
+    let results = merchant.publish("/api/publish", &[&items[0]], false).await;
+    assert_eq!(results[0]["status"], 422);
+    assert_eq!(results[0]["error"]["code"], "not_publishable");
 }
