@@ -1,10 +1,15 @@
 //! `cargo run --release -p bench -- sync [--json] [--products N] [--database-url URL]`
+//! `cargo run --release -p bench -- queue [--json] [--database-url URL | --sqlite]`
+//!
+//! `queue` measures the job engine (see [`queue`]).
 //!
 //! Measures catalog sync end to end: the real WooCommerce and Wix clients read the fake
 //! WooCommerce store and the fake Wix API over loopback HTTP (100 products per page, as in
 //! production), and the worker's sync writes them through the real storage (SQLite by default, PostgreSQL with
 //! `--database-url` or `TEST_DATABASE_URL`). Prints human-readable figures, or one JSON
 //! object whose keys name each figure and its unit with `--json`.
+
+mod queue;
 
 use std::time::Instant;
 
@@ -44,6 +49,7 @@ fn parse_args() -> anyhow::Result<Args> {
                 parsed.database_url = Some(args.next().context("--database-url needs a URL")?)
             }
             "--sqlite" => parsed.database_url = None,
+            url if parsed.command == "queue-worker" => parsed.database_url = Some(url.to_owned()),
             command if parsed.command.is_empty() => parsed.command = command.to_owned(),
             other => bail!("unexpected argument {other:?}"),
         }
@@ -84,7 +90,12 @@ async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     match args.command.as_str() {
         "sync" => sync(args).await,
-        other => bail!("unknown benchmark {other:?}; available: sync"),
+        "queue" => queue::run(args.database_url.as_deref(), args.json).await,
+        "queue-worker" => {
+            let url = args.database_url.context("queue-worker needs a database URL")?;
+            queue::worker_process(&url).await
+        }
+        other => bail!("unknown benchmark {other:?}; available: sync, queue"),
     }
 }
 

@@ -53,6 +53,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { env: "OPTIMIZER_JOB_BATCH_SIZE", key: "job_batch_size", default: "32", description: "Most items one claim takes from the queue." },
     SettingDoc { env: "OPTIMIZER_JOB_LEASE_SECS", key: "job_lease_secs", default: "60", description: "Lease of a claimed item; a worker that stops heartbeating loses its items after this long." },
     SettingDoc { env: "OPTIMIZER_JOB_MAX_ATTEMPTS", key: "job_max_attempts", default: "8", description: "Attempts per item before it fails for good (and is refunded)." },
+    SettingDoc { env: "OPTIMIZER_JOB_RETRY_BASE_MS", key: "job_retry_base_ms", default: "2000", description: "Wait after an item's first retryable failure; each further failure doubles it (with jitter, up to 5 minutes, never sooner than the provider's Retry-After)." },
     SettingDoc { env: "OPTIMIZER_PROVIDER_RATE_LIMIT_PER_MINUTE", key: "provider_rate_limit_per_minute", default: "0 (no cap; 429s still slow it down)", description: "AI provider calls per minute per worker process; halves on a 429 and grows back." },
     SettingDoc { env: "OPTIMIZER_MAX_PRODUCTS_PER_JOB", key: "max_products_per_job", default: "5000", description: "Largest selection one job accepts." },
     SettingDoc { env: "-", key: "[[plans]]", default: "free 0/200, starter 900/1000, pro 1900/5000, scale 4900/25000", description: "TOML only: plan `id`, `name`, `price_monthly_cents`, `monthly_credits`, replacing the built-in plan of the same id." },
@@ -145,6 +146,8 @@ pub struct JobSettings {
     pub batch_size: usize,
     pub lease_secs: u64,
     pub max_attempts: i64,
+    /// Backoff after the first retryable failure, in milliseconds.
+    pub retry_base_ms: u64,
     /// `0`: no cap.
     pub provider_rate_limit_per_minute: u32,
     pub max_products_per_job: usize,
@@ -161,6 +164,7 @@ impl Default for JobSettings {
             batch_size: 32,
             lease_secs: 60,
             max_attempts: 8,
+            retry_base_ms: 2000,
             provider_rate_limit_per_minute: 0,
             max_products_per_job: 5000,
         }
@@ -234,6 +238,7 @@ struct FileSettings {
     job_batch_size: Option<usize>,
     job_lease_secs: Option<u64>,
     job_max_attempts: Option<i64>,
+    job_retry_base_ms: Option<u64>,
     provider_rate_limit_per_minute: Option<u32>,
     max_products_per_job: Option<usize>,
 }
@@ -365,6 +370,13 @@ impl Settings {
                 env("OPTIMIZER_JOB_MAX_ATTEMPTS"),
                 file.job_max_attempts,
                 job_defaults.max_attempts,
+            )?
+            .max(1),
+            retry_base_ms: parse_or(
+                "OPTIMIZER_JOB_RETRY_BASE_MS",
+                env("OPTIMIZER_JOB_RETRY_BASE_MS"),
+                file.job_retry_base_ms,
+                job_defaults.retry_base_ms,
             )?
             .max(1),
             provider_rate_limit_per_minute: parse_or(

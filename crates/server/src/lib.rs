@@ -175,6 +175,7 @@ impl AppState {
             heartbeat: Duration::from_secs((jobs.lease_secs / 3).max(1)),
             retry: domain::RetryPolicy {
                 max_attempts: jobs.max_attempts,
+                base: Duration::from_millis(jobs.retry_base_ms),
                 ..Default::default()
             },
             rate_limit_per_minute: Some(jobs.provider_rate_limit_per_minute).filter(|n| *n > 0),
