@@ -92,7 +92,9 @@ async fn main() -> anyhow::Result<()> {
         "sync" => sync(args).await,
         "queue" => queue::run(args.database_url.as_deref(), args.json).await,
         "queue-worker" => {
-            let url = args.database_url.context("queue-worker needs a database URL")?;
+            let url = args
+                .database_url
+                .context("queue-worker needs a database URL")?;
             queue::worker_process(&url).await
         }
         other => bail!("unknown benchmark {other:?}; available: sync, queue"),

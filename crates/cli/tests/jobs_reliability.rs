@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use domain::{default_plans, Attribute, Availability, ItemStatus, JobKind, SourceProduct, SourceScope};
+use domain::{
+    default_plans, Attribute, Availability, ItemStatus, JobKind, SourceProduct, SourceScope,
+};
 use storage::{ItemQuery, NewJob, NewStore, NewUser, Storage};
 use testkit::openai::FakeOpenAi;
 use testkit::TestDatabase;
@@ -207,7 +209,13 @@ impl Merchant {
         let total = self.products.len() as i64;
         assert_eq!(state.counts.total, total);
         assert_eq!(
-            (state.counts.done, state.counts.failed, state.counts.canceled, state.counts.pending, state.counts.running),
+            (
+                state.counts.done,
+                state.counts.failed,
+                state.counts.canceled,
+                state.counts.pending,
+                state.counts.running
+            ),
             (total, 0, 0, 0, 0),
             "job counts {:?}",
             state.counts
@@ -418,7 +426,16 @@ impl PrivatePostgres {
                 .unwrap();
             assert!(status.success(), "chown the server folder");
         }
-        server.pg(&["initdb", "-D", "data", "-A", "trust", "-U", "postgres", "--no-sync"]);
+        server.pg(&[
+            "initdb",
+            "-D",
+            "data",
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]);
         server.ctl("start");
         Some(server)
     }
@@ -457,7 +474,17 @@ impl PrivatePostgres {
             self.dir.display()
         );
         self.pg(&[
-            "pg_ctl", "-D", "data", "-l", "server.log", "-w", "-m", "fast", "-o", &options, action,
+            "pg_ctl",
+            "-D",
+            "data",
+            "-l",
+            "server.log",
+            "-w",
+            "-m",
+            "fast",
+            "-o",
+            &options,
+            action,
         ]);
     }
 
@@ -495,10 +522,7 @@ async fn postgres_restarted_under_load_loses_no_job() {
         shop.wait_until_done(&storage, job, round * 15).await;
         server.ctl("stop");
         let probe = tokio::time::timeout(Duration::from_secs(3), shop.done(&storage, job)).await;
-        assert!(
-            !matches!(probe, Ok(Some(_))),
-            "the database is really down"
-        );
+        assert!(!matches!(probe, Ok(Some(_))), "the database is really down");
         tokio::time::sleep(Duration::from_secs(1)).await;
         server.ctl("start");
     }

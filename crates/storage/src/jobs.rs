@@ -1047,17 +1047,22 @@ macro_rules! impl_job_storage {
                 let lease_ms = $crate::rows::millis(now + lease);
                 let limit = limit.max(1);
                 let mut tx = self.begin_write().await?;
-                let mut accounts: Vec<String> = sqlx::query_scalar(
-                    "SELECT DISTINCT account_id FROM jobs WHERE status IN ('pending', 'running')",
+                let mut waiting: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT account_id, CAST(SUM(running_items) AS BIGINT) FROM jobs \
+                     WHERE status IN ('pending', 'running') AND pending_items > 0 GROUP BY account_id",
                 )
                 .fetch_all(&mut *tx)
                 .await?;
-                if accounts.is_empty() {
+                if waiting.is_empty() {
                     return Ok($crate::jobs::ItemClaim { token, items: Vec::new() });
                 }
-                // Start at a random account so no tenant is always served first.
-                let offset = rand::thread_rng().gen_range(0..accounts.len());
-                accounts.rotate_left(offset);
+                // The accounts with the fewest items running are served first (a small job
+                // behind a big one gets the next free slots), ties in random order so no
+                // tenant is always first.
+                let offset = rand::thread_rng().gen_range(0..waiting.len());
+                waiting.rotate_left(offset);
+                waiting.sort_by_key(|(_, running)| *running);
+                let accounts: Vec<String> = waiting.into_iter().map(|(account, _)| account).collect();
                 let share = ((limit as usize).div_ceil(accounts.len())).max(1) as i64;
                 let claim_sql = |account_filter: bool| {
                     format!(

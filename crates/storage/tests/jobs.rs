@@ -34,6 +34,7 @@ testkit::on_both_backends!(
     expired_leases_are_recovered_and_the_late_worker_is_fenced,
     releases_do_not_count_the_attempt,
     claims_interleave_accounts,
+    single_slot_claims_go_to_the_account_with_fewest_items_running,
     publish_logs_record_and_revert,
     tenants_cannot_reach_each_others_jobs,
     work_notifications_wake_waiting_workers,
@@ -745,6 +746,49 @@ async fn claims_interleave_accounts(storage: Arc<dyn Storage>) {
         small_claimed, 4,
         "the small account is served in the first claim"
     );
+}
+
+/// When slots free up one at a time (each claim takes one item), the account with the
+/// fewest items running is served first, every time, not by the luck of a random start.
+async fn single_slot_claims_go_to_the_account_with_fewest_items_running(storage: Arc<dyn Storage>) {
+    let (big, big_store, big_products) = shop(&storage, 40).await;
+    storage
+        .create_job(
+            big,
+            text_job(big_store, &big_products, &[Attribute::Title]),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let busy = storage
+        .claim_items(8, Duration::seconds(60), Utc::now())
+        .await
+        .unwrap();
+    assert!(busy.items.iter().all(|i| i.account_id == big));
+    let (small, small_store, small_products) = shop(&storage, 3).await;
+    storage
+        .create_job(
+            small,
+            text_job(small_store, &small_products, &[Attribute::Title]),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    for n in 0..3 {
+        let claim = storage
+            .claim_items(1, Duration::seconds(60), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            claim.items[0].account_id, small,
+            "single-item claim {n} goes to the account with fewer items running"
+        );
+    }
+    let next = storage
+        .claim_items(1, Duration::seconds(60), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(next.items[0].account_id, big, "then the big account again");
 }
 
 async fn publish_logs_record_and_revert(storage: Arc<dyn Storage>) {
