@@ -487,6 +487,24 @@ macro_rules! impl_job_storage {
                 Ok(applied)
             }
 
+            /// Locks job rows, in id order, before any account row: every transaction that
+            /// ends, cancels or retries items takes its locks in this order (jobs, then
+            /// accounts), so two of them never wait on each other.
+            async fn lock_jobs(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                job_ids: impl IntoIterator<Item = &String>,
+            ) -> $crate::Result<()> {
+                let mut job_ids: Vec<&String> = job_ids.into_iter().collect();
+                job_ids.sort();
+                for job_id in job_ids {
+                    sqlx::query(&format!("SELECT id FROM jobs WHERE id = $1{}", $for_update))
+                        .bind(job_id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                }
+                Ok(())
+            }
+
             /// Items of a canceled job that came back to the queue (a retry or a release
             /// that ended after the cancel, or a recovered lease) are canceled and refunded
             /// instead: nothing claims them again, and their credits must not stay reserved.
@@ -501,6 +519,8 @@ macro_rules! impl_job_storage {
                     .map(|(job_id, _)| job_id.clone())
                     .collect();
                 for job_id in job_ids {
+                    // The caller holds the job row (`lock_jobs`), so a cancel that ran
+                    // meanwhile has committed and is seen here.
                     let canceled: Option<Option<i64>> =
                         sqlx::query_scalar("SELECT canceled_at FROM jobs WHERE id = $1")
                             .bind(&job_id)
@@ -509,10 +529,13 @@ macro_rules! impl_job_storage {
                     if !matches!(canceled, Some(Some(_))) {
                         continue;
                     }
-                    let leftovers: Vec<(String, String, i64)> = sqlx::query_as(
+                    // Items a claim holds now are skipped, as in `cancel_job`.
+                    let leftovers: Vec<(String, String, i64)> = sqlx::query_as(&format!(
                         "UPDATE job_items SET status = 'canceled', finished_at = $2, updated_at = $2 \
-                         WHERE job_id = $1 AND status = 'pending' RETURNING id, account_id, charge",
-                    )
+                         WHERE id IN (SELECT id FROM job_items WHERE job_id = $1 AND status = 'pending'{}) \
+                         RETURNING id, account_id, charge",
+                        $skip_locked
+                    ))
                     .bind(&job_id)
                     .bind(now_ms)
                     .fetch_all(&mut **tx)
@@ -941,6 +964,10 @@ macro_rules! impl_job_storage {
                 let job_text = job_id.to_string();
                 let now_ms = $crate::rows::millis(now);
                 let mut tx = self.begin_write().await?;
+                // A worker ending items of this job takes the same lock before it reads
+                // `canceled_at`, so it either commits first (and its items are seen below)
+                // or sees the cancel.
+                Self::lock_jobs(&mut tx, [&job_text]).await?;
                 let job = Self::job_by_id(&mut *tx, &account, &job_text).await?;
                 if job.status.is_terminal() {
                     return Err($crate::StorageError::InvalidState(format!(
@@ -948,10 +975,19 @@ macro_rules! impl_job_storage {
                         job.status.as_str()
                     )));
                 }
-                let canceled = sqlx::query(
+                sqlx::query("UPDATE jobs SET canceled_at = $2 WHERE id = $1")
+                    .bind(&job_text)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                // Items a claim holds right now are skipped, not waited for (that claim
+                // waits for the job row this transaction holds); they come back later
+                // and are canceled then.
+                let canceled = sqlx::query(&format!(
                     "UPDATE job_items SET status = 'canceled', finished_at = $2, updated_at = $2 \
-                     WHERE job_id = $1 AND status = 'pending'",
-                )
+                     WHERE id IN (SELECT id FROM job_items WHERE job_id = $1 AND status = 'pending'{})",
+                    $skip_locked
+                ))
                 .bind(&job_text)
                 .bind(now_ms)
                 .execute(&mut *tx)
@@ -968,11 +1004,6 @@ macro_rules! impl_job_storage {
                     )
                     .await?;
                 }
-                sqlx::query("UPDATE jobs SET canceled_at = $2 WHERE id = $1")
-                    .bind(&job_text)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
                 let delta = $crate::jobs::JobDelta {
                     pending: -canceled,
                     canceled,
@@ -995,6 +1026,7 @@ macro_rules! impl_job_storage {
                 let job_text = job_id.to_string();
                 let now_ms = $crate::rows::millis(now);
                 let mut tx = self.begin_write().await?;
+                Self::lock_jobs(&mut tx, [&job_text]).await?;
                 let job = Self::job_by_id(&mut *tx, &account, &job_text).await?;
                 if job.counts.failed == 0 {
                     return Err($crate::StorageError::InvalidState("the job has no failed items".into()));
@@ -1254,6 +1286,7 @@ macro_rules! impl_job_storage {
                         }
                     }
                 }
+                Self::lock_jobs(&mut tx, deltas.keys()).await?;
                 Self::refund_failed_items(&mut tx, refunds, &mut deltas, now_ms).await?;
                 Self::cancel_leftovers(&mut tx, &mut deltas, now_ms).await?;
                 for (job_id, delta) in deltas {
@@ -1314,6 +1347,7 @@ macro_rules! impl_job_storage {
                         report.requeued += 1;
                     }
                 }
+                Self::lock_jobs(&mut tx, deltas.keys()).await?;
                 Self::refund_failed_items(&mut tx, refunds, &mut deltas, now_ms).await?;
                 Self::cancel_leftovers(&mut tx, &mut deltas, now_ms).await?;
                 for (job_id, delta) in deltas {

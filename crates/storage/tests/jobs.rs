@@ -31,6 +31,7 @@ testkit::on_both_backends!(
     failed_items_are_refunded_exactly_once_and_retried_at_a_charge,
     canceling_refunds_pending_items_and_lets_running_ones_finish,
     items_that_come_back_after_a_cancel_are_canceled_and_refunded,
+    a_cancel_racing_workers_leaves_nothing_pending,
     expired_leases_are_recovered_and_the_late_worker_is_fenced,
     releases_do_not_count_the_attempt,
     claims_interleave_accounts,
@@ -994,6 +995,80 @@ async fn work_notifications_wake_waiting_workers(storage: Arc<dyn Storage>) {
         .expect("the waiter was woken long before its 30 s poll")
         .unwrap();
     assert!(waited < std::time::Duration::from_secs(10));
+}
+
+/// A cancel committed while workers end and claim items of the same job (PostgreSQL
+/// runs them at once): whatever the interleaving, every item ends canceled and refunded
+/// once, and none of the three transactions fails on a lock cycle.
+async fn a_cancel_racing_workers_leaves_nothing_pending(storage: Arc<dyn Storage>) {
+    let (account, store, products) = shop(&storage, 4).await;
+    for round in 0..12 {
+        let job = storage
+            .create_job(
+                account,
+                text_job(store, &products, &[Attribute::Title]),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let first = storage
+            .claim_items(2, Duration::seconds(30), now)
+            .await
+            .unwrap();
+        assert_eq!(first.items.len(), 2);
+        let retry_at = now + Duration::seconds(5);
+        let retries: Vec<ItemOutcome> = first
+            .items
+            .iter()
+            .map(|item| ItemOutcome {
+                item_id: item.id,
+                result: ItemResult::Retry {
+                    at: retry_at,
+                    code: "provider_unavailable".into(),
+                    message: "HTTP 503".into(),
+                },
+            })
+            .collect();
+        let (finished, second, canceled) = tokio::join!(
+            storage.finish_items(first.token, &retries, now),
+            storage.claim_items(10, Duration::seconds(30), now),
+            storage.cancel_job(account, job.id, now),
+        );
+        finished.unwrap();
+        canceled.unwrap();
+        let second = second.unwrap();
+        // What the racing claim took comes back after the cancel.
+        let late: Vec<ItemOutcome> = second
+            .items
+            .iter()
+            .map(|item| ItemOutcome {
+                item_id: item.id,
+                result: ItemResult::Retry {
+                    at: retry_at,
+                    code: "provider_unavailable".into(),
+                    message: "HTTP 503".into(),
+                },
+            })
+            .collect();
+        storage
+            .finish_items(second.token, &late, now)
+            .await
+            .unwrap();
+        let ended = storage.get_job(account, job.id).await.unwrap();
+        assert_eq!(ended.status, JobStatus::Canceled, "round {round}");
+        assert_eq!(
+            (
+                ended.counts.pending,
+                ended.counts.running,
+                ended.counts.canceled
+            ),
+            (0, 0, 4),
+            "round {round}"
+        );
+        assert_eq!(ended.credits_refunded, 4, "round {round}");
+    }
+    assert_eq!(assert_ledger_matches_counters(&storage, account).await, 0);
 }
 
 async fn items_that_come_back_after_a_cancel_are_canceled_and_refunded(storage: Arc<dyn Storage>) {
