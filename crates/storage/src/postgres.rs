@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 
+use crate::billing::impl_billing_storage;
 use crate::jobs::{impl_job_storage, wake_all};
 use crate::shared::impl_storage;
 use crate::{Backend, Result};
@@ -202,3 +203,4 @@ impl_job_storage!(
     " FOR UPDATE SKIP LOCKED",
     " FOR UPDATE"
 );
+impl_billing_storage!(PostgresStorage, Postgres, " FOR UPDATE");
