@@ -205,7 +205,8 @@ impl Billing {
                     plan_id: plan.id,
                     billing_source: BillingSource::Wix,
                     effective_at: Some(event.operation_at().unwrap_or(now)),
-                    period_end: event.expires_on(),
+                    // A plan change names no end: the period the purchase gave goes on.
+                    period_end: event.expires_on().or(account.period_end),
                     cancel_at_period_end: false,
                     reference: format!("wix:{key}"),
                 };

@@ -56,6 +56,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { env: "OPTIMIZER_JOB_RETRY_BASE_MS", key: "job_retry_base_ms", default: "2000", description: "Wait after an item's first retryable failure; each further failure doubles it (with jitter, up to 5 minutes, never sooner than the provider's Retry-After)." },
     SettingDoc { env: "OPTIMIZER_PROVIDER_RATE_LIMIT_PER_MINUTE", key: "provider_rate_limit_per_minute", default: "0 (no cap; 429s still slow it down)", description: "AI provider calls per minute per worker process; halves on a 429 and grows back." },
     SettingDoc { env: "OPTIMIZER_MAX_PRODUCTS_PER_JOB", key: "max_products_per_job", default: "5000", description: "Largest selection one job accepts." },
+    SettingDoc { env: "OPTIMIZER_PLAN_ALIASES", key: "plan_aliases", default: "(none)", description: "Comma-separated `name=plan` pairs naming our plan for a billing system's plan name (a Wix `vendorProductId`). Names like `starter`, `Starter-Plan`, `starter-monthly`, `starter-yearly` are understood without it; an unknown plan falls back to free, with a warning." },
     SettingDoc { env: "-", key: "[[plans]]", default: "free 0/200, starter 900/1000, pro 1900/5000, scale 4900/25000", description: "TOML only: plan `id`, `name`, `price_monthly_cents`, `monthly_credits`, replacing the built-in plan of the same id." },
 ];
 
@@ -125,6 +126,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub shutdown_timeout_secs: u64,
     pub plans: Vec<Plan>,
+    /// Billing-system plan names → plan ids.
+    pub plan_aliases: std::collections::HashMap<String, String>,
     pub jobs: JobSettings,
 }
 
@@ -196,6 +199,7 @@ impl Default for Settings {
             log_format: LogFormat::Json,
             shutdown_timeout_secs: 30,
             plans: default_plans(),
+            plan_aliases: Default::default(),
             jobs: JobSettings::default(),
         }
     }
@@ -230,6 +234,7 @@ struct FileSettings {
     log_format: Option<String>,
     shutdown_timeout_secs: Option<u64>,
     plans: Option<Vec<Plan>>,
+    plan_aliases: Option<std::collections::HashMap<String, String>>,
     ai_provider: Option<String>,
     openai_api_key: Option<String>,
     openai_base_url: Option<String>,
@@ -317,6 +322,20 @@ impl Settings {
             }
         }
 
+        let plan_aliases = match env("OPTIMIZER_PLAN_ALIASES") {
+            Some(list) => parse_plan_aliases(&list, &plans)?,
+            None => file.plan_aliases.unwrap_or_default(),
+        };
+        if let Some((name, plan)) = plan_aliases
+            .iter()
+            .find(|(_, plan)| !plans.iter().any(|known| &known.id == *plan))
+        {
+            return Err(invalid(
+                "OPTIMIZER_PLAN_ALIASES",
+                &format!("{name}={plan}"),
+                "a known plan id",
+            ));
+        }
         let job_defaults = JobSettings::default();
         let openai_api_key = env("OPENAI_API_KEY")
             .or(file.openai_api_key)
@@ -486,6 +505,7 @@ impl Settings {
                 defaults.shutdown_timeout_secs,
             )?,
             plans,
+            plan_aliases,
             jobs,
         };
         Ok(settings)
@@ -556,6 +576,29 @@ fn parse_or<T: std::str::FromStr>(
             .map_err(|_| invalid(name, &text, "a value of the documented type")),
         None => Ok(from_file.unwrap_or(default)),
     }
+}
+
+/// `name=plan,name=plan`.
+fn parse_plan_aliases(
+    list: &str,
+    plans: &[Plan],
+) -> Result<std::collections::HashMap<String, String>, ConfigError> {
+    let mut aliases = std::collections::HashMap::new();
+    for pair in split_list(list) {
+        let Some((name, plan)) = pair.split_once('=') else {
+            return Err(invalid("OPTIMIZER_PLAN_ALIASES", &pair, "name=plan pairs"));
+        };
+        let plan = plan.trim();
+        if !plans.iter().any(|known| known.id == plan) {
+            return Err(invalid(
+                "OPTIMIZER_PLAN_ALIASES",
+                &pair,
+                "a known plan id after =",
+            ));
+        }
+        aliases.insert(name.trim().to_owned(), plan.to_owned());
+    }
+    Ok(aliases)
 }
 
 fn split_list(list: &str) -> Vec<String> {
