@@ -20,8 +20,8 @@
 pub mod webhook;
 
 pub use webhook::{
-    verify_webhook, CompletedCheckout, Event, EventData, EventRequest, PaidInvoice,
-    WebhookError, DEFAULT_WEBHOOK_TOLERANCE,
+    verify_webhook, CompletedCheckout, Event, EventData, EventRequest, PaidInvoice, WebhookError,
+    DEFAULT_WEBHOOK_TOLERANCE,
 };
 
 use std::collections::BTreeMap;
@@ -169,7 +169,8 @@ impl Subscription {
             .ok_or("a subscription without current_period_end")?;
         Ok(Subscription {
             id: required_str(object, "id")?,
-            customer: expandable_id(&object["customer"]).ok_or("a subscription without customer")?,
+            customer: expandable_id(&object["customer"])
+                .ok_or("a subscription without customer")?,
             status,
             price_id: item["price"]["id"]
                 .as_str()

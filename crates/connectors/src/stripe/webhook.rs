@@ -141,8 +141,8 @@ pub fn verify_webhook(
     now: DateTime<Utc>,
 ) -> Result<Event, WebhookError> {
     let header = SignatureHeader::parse(signature_header)?;
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| WebhookError::BadSignature)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .map_err(|_| WebhookError::BadSignature)?;
     mac.update(header.timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(payload);
@@ -169,7 +169,11 @@ pub fn verify_webhook(
     }
     let event: Event =
         serde_json::from_value(value).map_err(|err| WebhookError::NotAnEvent(err.to_string()))?;
-    if event.api_version.as_deref().is_some_and(|v| v != API_VERSION) {
+    if event
+        .api_version
+        .as_deref()
+        .is_some_and(|v| v != API_VERSION)
+    {
         tracing::warn!(
             event_id = %event.id,
             api_version = event.api_version.as_deref().unwrap_or(""),
