@@ -1842,3 +1842,344 @@ async fn unknown_route(
     });
     answer(failure.status, &failure.body, &random_id("req_", 14))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A raw form POST, so tests can send what the real client never would.
+    async fn post(
+        fake: &FakeStripe,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> (u16, HeaderMap, Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}{path}", fake.base_url()))
+            .bearer_auth(fake.secret_key())
+            .form(form);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    async fn get(fake: &FakeStripe, path_and_query: &str, version: Option<&str>) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .get(format!("{}{path_and_query}", fake.base_url()))
+            .bearer_auth(fake.secret_key());
+        if let Some(version) = version {
+            request = request.header("Stripe-Version", version);
+        }
+        let (status, _, body) = read(request.send().await.unwrap()).await;
+        (status, body)
+    }
+
+    async fn read(response: reqwest::Response) -> (u16, HeaderMap, Value) {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.json().await.unwrap())
+    }
+
+    const CHECKOUT: [(&str, &str); 4] = [
+        ("mode", "subscription"),
+        ("line_items[0][price]", "price_starter"),
+        ("line_items[0][quantity]", "1"),
+        ("success_url", "https://app.example/ok"),
+    ];
+
+    /// A completed checkout's subscription id.
+    async fn subscription(fake: &FakeStripe) -> String {
+        let (_, _, session) = post(fake, "/v1/checkout/sessions", &CHECKOUT, &[]).await;
+        let id = session["id"].as_str().unwrap();
+        fake.complete_checkout(id).await;
+        fake.checkout_session(id).unwrap()["subscription"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn signatures_match_an_independent_hmac() {
+        // printf '%s' '1700000000.{"id":"evt_1","object":"event"}' \
+        //   | openssl dgst -sha256 -hmac 'whsec_test'
+        let payload = br#"{"id":"evt_1","object":"event"}"#;
+        assert_eq!(
+            sign("whsec_test", 1_700_000_000, payload),
+            "4c15fb2a43f93ef61eaa3e0893866d57cad9cad4223242cfb96f362480cb4021"
+        );
+        assert_eq!(
+            signature_header(&["a", "b"], 5, b"x"),
+            format!("t=5,v1={},v1={}", sign("a", 5, b"x"), sign("b", 5, b"x"))
+        );
+    }
+
+    #[tokio::test]
+    async fn bearer_and_basic_keys_are_accepted_and_others_refused() {
+        let fake = FakeStripe::start().await;
+        let url = format!("{}/v1/subscriptions", fake.base_url());
+        let http = reqwest::Client::new();
+        let basic = http
+            .get(&url)
+            .basic_auth(fake.secret_key(), None::<&str>)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(basic.status(), 200);
+        let (status, headers, body) = read(http.get(&url).send().await.unwrap()).await;
+        assert_eq!(status, 401);
+        assert!(headers["request-id"].to_str().unwrap().starts_with("req_"));
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("You did not provide an API key."));
+        let (status, _, body) = read(
+            http.get(&url)
+                .bearer_auth("sk_test_somebodyelse1234")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 401);
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.ends_with("1234") && !message.contains("somebodyelse"));
+    }
+
+    #[tokio::test]
+    async fn bodies_must_be_forms_of_known_parameters() {
+        let fake = FakeStripe::start().await;
+        let json_body = reqwest::Client::new()
+            .post(format!("{}/v1/checkout/sessions", fake.base_url()))
+            .bearer_auth(fake.secret_key())
+            .json(&json!({"mode": "subscription"}))
+            .send()
+            .await
+            .unwrap();
+        let (status, _, body) = read(json_body).await;
+        assert_eq!(status, 400);
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("application/x-www-form-urlencoded"));
+        let mut form = CHECKOUT.to_vec();
+        form.push(("line_items[0][prices]", "price_pro"));
+        let (status, _, body) = post(&fake, "/v1/checkout/sessions", &form, &[]).await;
+        assert_eq!(status, 400);
+        assert_eq!(body["error"]["code"], "parameter_unknown");
+        assert_eq!(body["error"]["param"], "line_items[0][prices]");
+    }
+
+    #[tokio::test]
+    async fn checkout_parameters_are_validated_as_stripe_does() {
+        let fake = FakeStripe::start().await;
+        let without = |name: &str| -> Vec<(&str, &str)> {
+            CHECKOUT
+                .iter()
+                .copied()
+                .filter(|(key, _)| *key != name)
+                .collect()
+        };
+        type Form<'a> = Vec<(&'a str, &'a str)>;
+        let cases: Vec<(Form, &str, Option<&str>)> = vec![
+            (without("mode"), "mode", Some("parameter_missing")),
+            (
+                without("success_url"),
+                "success_url",
+                Some("parameter_missing"),
+            ),
+            (
+                without("line_items[0][quantity]"),
+                "line_items[0][quantity]",
+                Some("parameter_missing"),
+            ),
+            (
+                without("line_items[0][price]")
+                    .into_iter()
+                    .filter(|(key, _)| !key.starts_with("line_items"))
+                    .collect(),
+                "line_items",
+                Some("parameter_missing"),
+            ),
+        ];
+        for (form, param, code) in cases {
+            let (status, _, body) = post(&fake, "/v1/checkout/sessions", &form, &[]).await;
+            assert_eq!(status, 400, "{param}");
+            assert_eq!(body["error"]["param"], param);
+            assert_eq!(body["error"]["code"].as_str(), code, "{param}");
+        }
+        let mut payment = without("mode");
+        payment.push(("mode", "payment"));
+        let (status, _, body) = post(&fake, "/v1/checkout/sessions", &payment, &[]).await;
+        assert_eq!(
+            (status, body["error"]["param"].as_str()),
+            (400, Some("mode"))
+        );
+        let customer = fake.create_customer("a@b.example");
+        let mut both = CHECKOUT.to_vec();
+        both.push(("customer", &customer));
+        both.push(("customer_email", "a@b.example"));
+        let (status, _, body) = post(&fake, "/v1/checkout/sessions", &both, &[]).await;
+        assert_eq!(
+            (status, body["error"]["param"].as_str()),
+            (400, Some("customer_email"))
+        );
+        assert!(
+            fake.lock().sessions.is_empty(),
+            "no refused request made a session"
+        );
+    }
+
+    #[tokio::test]
+    async fn idempotency_keys_are_bound_to_their_endpoint_and_length() {
+        let fake = FakeStripe::start().await;
+        let customer = fake.create_customer("a@b.example");
+        let key = [("Idempotency-Key", "shared-key")];
+        let (status, _, _) = post(&fake, "/v1/checkout/sessions", &CHECKOUT, &key).await;
+        assert_eq!(status, 200);
+        let portal = [("customer", customer.as_str())];
+        let (status, _, body) = post(&fake, "/v1/billing_portal/sessions", &portal, &key).await;
+        assert_eq!(status, 400);
+        assert_eq!(body["error"]["type"], "idempotency_error");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("same endpoint"));
+        let long = "k".repeat(256);
+        let (status, _, body) = post(
+            &fake,
+            "/v1/billing_portal/sessions",
+            &portal,
+            &[("Idempotency-Key", &long)],
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("255 characters"));
+    }
+
+    #[tokio::test]
+    async fn answers_render_in_the_requested_version_or_the_accounts_default() {
+        let fake = FakeStripe::start().await;
+        let id = subscription(&fake).await;
+        let path = format!("/v1/subscriptions/{id}");
+        let (_, pinned) = get(&fake, &path, Some(API_VERSION)).await;
+        assert!(pinned.get("current_period_end").is_none());
+        assert!(pinned["items"]["data"][0]["current_period_end"].is_i64());
+        let (_, default) = get(&fake, &path, None).await;
+        assert!(default["current_period_end"].is_i64());
+        assert!(default["items"]["data"][0]
+            .get("current_period_end")
+            .is_none());
+        assert_eq!(
+            pinned["items"]["data"][0]["current_period_end"],
+            default["current_period_end"]
+        );
+        let (status, body) = get(&fake, &path, Some("yesterday")).await;
+        assert_eq!(status, 400);
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid Stripe API version"));
+        let (status, body) = get(&fake, "/v1/subscriptionz", None).await;
+        assert_eq!(status, 404);
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unrecognized request URL (GET: /v1/subscriptionz)"));
+    }
+
+    #[tokio::test]
+    async fn lists_leave_canceled_subscriptions_out_unless_asked_and_page() {
+        let fake = FakeStripe::start().await;
+        let first = subscription(&fake).await;
+        let second = subscription(&fake).await;
+        fake.delete_subscription(&first).await;
+        let ids = |list: &Value| -> Vec<String> {
+            list["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (_, default) = get(&fake, "/v1/subscriptions", None).await;
+        assert_eq!(ids(&default), std::slice::from_ref(&second));
+        let (_, all) = get(&fake, "/v1/subscriptions?status=all&limit=1", None).await;
+        assert_eq!(
+            (ids(&all), all["has_more"].as_bool()),
+            (vec![second.clone()], Some(true))
+        );
+        let (_, rest) = get(
+            &fake,
+            &format!("/v1/subscriptions?status=all&limit=1&starting_after={second}"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (ids(&rest), rest["has_more"].as_bool()),
+            (vec![first], Some(false))
+        );
+        let (status, body) = get(&fake, "/v1/subscriptions?limit=101", None).await;
+        assert_eq!(
+            (status, body["error"]["param"].as_str()),
+            (400, Some("limit"))
+        );
+    }
+
+    #[tokio::test]
+    async fn events_are_snapshots_in_the_endpoints_version() {
+        let fake = FakeStripe::start().await;
+        subscription(&fake).await;
+        let unsent = fake.events();
+        assert_eq!(unsent.len(), 3);
+        assert!(fake.deliveries().is_empty(), "no endpoint, no deliveries");
+        assert_eq!(unsent[0]["api_version"], ACCOUNT_DEFAULT_API_VERSION);
+        assert_eq!(unsent[0]["pending_webhooks"], 0);
+        assert_eq!(unsent[0]["data"]["object"]["status"], "complete");
+        assert!(unsent[0]["data"]["object"]
+            .get("line_items_for_fake")
+            .is_none());
+        assert!(
+            unsent[2]["data"]["object"]["subscription"].is_string(),
+            "a pre-basil invoice names its subscription at the top"
+        );
+
+        fake.set_webhook_endpoint("http://127.0.0.1:9/unreachable", "whsec_x");
+        let id = subscription(&fake).await;
+        let deliveries = fake.update_subscription(&id, "price_pro").await;
+        assert_eq!(deliveries[0].status, None, "the endpoint cannot be reached");
+        let events = fake.events();
+        let updated = events.last().unwrap();
+        assert_eq!(updated["object"], "event");
+        assert_eq!(updated["api_version"], API_VERSION);
+        assert_eq!(updated["pending_webhooks"], 1);
+        assert_eq!(updated["livemode"], false);
+        assert_eq!(
+            updated["request"],
+            json!({"id": null, "idempotency_key": null})
+        );
+        assert_eq!(
+            updated["data"]["previous_attributes"]["items"]["data"][0]["price"]["id"],
+            "price_starter"
+        );
+        let invoice = &events[events.len() - 2]["data"]["object"];
+        assert_eq!(
+            invoice["parent"]["subscription_details"]["subscription"],
+            id.as_str()
+        );
+        let ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+        assert!(ids
+            .iter()
+            .all(|id| id.starts_with("evt_") && id.len() == 28));
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len(), "unique ids");
+        let body = fake.event_body(ids[0]).unwrap();
+        assert!(body.starts_with(b"{\n  \""), "pretty JSON, as Stripe sends");
+    }
+}
