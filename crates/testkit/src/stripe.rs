@@ -181,6 +181,14 @@ struct Endpoint {
     api_version: String,
 }
 
+/// A Checkout Session: the object the API shows, and what Checkout will subscribe to.
+struct FakeSession {
+    json: Value,
+    line_items: Vec<(FakePrice, i64)>,
+    /// `subscription_data[metadata]`, for the subscription Checkout makes.
+    subscription_metadata: BTreeMap<String, String>,
+}
+
 struct FakeItem {
     id: String,
     price: FakePrice,
@@ -239,7 +247,7 @@ struct StripeState {
     base_url: String,
     secret_key: String,
     customers: BTreeMap<String, Value>,
-    sessions: BTreeMap<String, Value>,
+    sessions: BTreeMap<String, FakeSession>,
     subscriptions: BTreeMap<String, FakeSubscription>,
     invoices: BTreeMap<String, FakeInvoice>,
     events: Vec<StoredEvent>,
@@ -439,7 +447,10 @@ impl FakeStripe {
 
     /// The Checkout Session as `GET /v1/checkout/sessions/{id}` answers it.
     pub fn checkout_session(&self, session_id: &str) -> Option<Value> {
-        self.lock().sessions.get(session_id).cloned()
+        self.lock()
+            .sessions
+            .get(session_id)
+            .map(|session| session.json.clone())
     }
 
     /// The subscription rendered in `version`.
@@ -463,38 +474,31 @@ impl FakeStripe {
             let session = state
                 .sessions
                 .get(session_id)
-                .unwrap_or_else(|| panic!("the fake Stripe has no Checkout Session {session_id}"))
-                .clone();
+                .unwrap_or_else(|| panic!("the fake Stripe has no Checkout Session {session_id}"));
             assert_eq!(
-                session["status"], "open",
+                session.json["status"], "open",
                 "only open Checkout Sessions can be completed"
             );
-            let customer = match session["customer"].as_str() {
-                Some(id) => id.to_owned(),
-                None => {
-                    let email = session["customer_email"].as_str().unwrap_or("").to_owned();
-                    insert_customer(state, &email)
-                }
+            let named_customer = session.json["customer"].as_str().map(str::to_owned);
+            let email = session.json["customer_email"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            let items: Vec<FakeItem> = session
+                .line_items
+                .iter()
+                .map(|(price, quantity)| FakeItem {
+                    id: random_id("si_", 14),
+                    price: *price,
+                    quantity: *quantity,
+                })
+                .collect();
+            let subscription_metadata = session.subscription_metadata.clone();
+            let customer = match named_customer {
+                Some(id) => id,
+                None => insert_customer(state, &email),
             };
             let created = now();
-            let items = session["line_items_for_fake"]
-                .as_array()
-                .map(|lines| {
-                    lines
-                        .iter()
-                        .filter_map(|line| {
-                            Some(FakeItem {
-                                id: random_id("si_", 14),
-                                price: FakePrice::find(line["price"].as_str()?)?,
-                                quantity: line["quantity"].as_i64().unwrap_or(1),
-                            })
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
-            let subscription_metadata: BTreeMap<String, String> =
-                serde_json::from_value(session["subscription_metadata_for_fake"].clone())
-                    .unwrap_or_default();
             let sequence = state.next_sequence;
             state.next_sequence += 1;
             let subscription_id = random_id("sub_", 24);
@@ -538,16 +542,17 @@ impl FakeStripe {
                     sequence,
                 },
             );
-            let completed = state
+            let completed = &mut state
                 .sessions
                 .get_mut(session_id)
-                .expect("the session was read above");
+                .expect("the session was read above")
+                .json;
             completed["status"] = "complete".into();
             completed["payment_status"] = "paid".into();
             completed["customer"] = customer.clone().into();
             completed["subscription"] = subscription_id.clone().into();
             completed["url"] = Value::Null;
-            let completed = public_session(completed);
+            let completed = completed.clone();
             let version = state.event_version();
             let subscription =
                 render_subscription(&state.subscriptions[&subscription_id], &version);
@@ -938,15 +943,6 @@ fn render_invoice(invoice: &FakeInvoice, version: &str) -> Value {
         json["subscription_details"] = json!({"metadata": invoice.subscription_metadata});
     }
     json
-}
-
-/// The session as the API shows it, without the fake's own bookkeeping fields.
-fn public_session(session: &Value) -> Value {
-    let mut shown = session.clone();
-    if let Some(object) = shown.as_object_mut() {
-        object.retain(|key, _| !key.ends_with("_for_fake"));
-    }
-    shown
 }
 
 /// Records a snapshot event (implication 2), serialized once; its id.
@@ -1506,7 +1502,7 @@ fn checkout_create(
                 )
             })?;
         amount += price.unit_amount * quantity;
-        line_items.push(json!({"price": price.id, "quantity": quantity}));
+        line_items.push((price, quantity));
     }
     let success_url = params
         .get("success_url")
@@ -1559,12 +1555,16 @@ fn checkout_create(
         "subscription": null,
         "success_url": success_url,
         "url": format!("{}/c/pay/{id}", state.base_url),
-        "line_items_for_fake": line_items,
-        "subscription_metadata_for_fake": params.bracketed("subscription_data[metadata]"),
     });
-    let shown = public_session(&session);
-    state.sessions.insert(id, session);
-    Ok(shown)
+    state.sessions.insert(
+        id,
+        FakeSession {
+            json: session.clone(),
+            line_items,
+            subscription_metadata: params.bracketed("subscription_data[metadata]"),
+        },
+    );
+    Ok(session)
 }
 
 /// `GET /v1/checkout/sessions/{id}`.
@@ -1578,7 +1578,7 @@ fn checkout_retrieve(
     state
         .sessions
         .get(id)
-        .map(public_session)
+        .map(|session| session.json.clone())
         .ok_or_else(|| not_found("checkout.session", id))
 }
 
@@ -1800,7 +1800,7 @@ async fn checkout_page(State(state): State<Shared>, Path(id): Path<String>) -> R
     match lock(&state).sessions.get(&id) {
         Some(session) => Html(format!(
             "<!doctype html><title>Fake Stripe Checkout</title><p>Checkout Session {id}: {}</p>",
-            session["status"].as_str().unwrap_or("")
+            session.json["status"].as_str().unwrap_or("")
         ))
         .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
@@ -2140,9 +2140,6 @@ mod tests {
         assert_eq!(unsent[0]["api_version"], ACCOUNT_DEFAULT_API_VERSION);
         assert_eq!(unsent[0]["pending_webhooks"], 0);
         assert_eq!(unsent[0]["data"]["object"]["status"], "complete");
-        assert!(unsent[0]["data"]["object"]
-            .get("line_items_for_fake")
-            .is_none());
         assert!(
             unsent[2]["data"]["object"]["subscription"].is_string(),
             "a pre-basil invoice names its subscription at the top"
