@@ -1158,17 +1158,21 @@ struct Context {
 
 type Handler = fn(&mut StripeState, &Params, &Context) -> Result<Value, Failure>;
 
-/// `key=value` with an `http(s)` URL.
+/// Refuses `param` unless it is absent or an `http(s)` URL.
 fn check_url(params: &Params, param: &str) -> Result<(), Failure> {
-    match params.get(param) {
-        Some(url) if !matches!(reqwest::Url::parse(url), Ok(parsed) if matches!(parsed.scheme(), "http" | "https")) => {
-            Err(Failure::invalid(
-                param,
-                Some("url_invalid"),
-                "Not a valid URL",
-            ))
-        }
-        _ => Ok(()),
+    let Some(url) = params.get(param) else {
+        return Ok(());
+    };
+    let web =
+        reqwest::Url::parse(url).is_ok_and(|parsed| matches!(parsed.scheme(), "http" | "https"));
+    if web {
+        Ok(())
+    } else {
+        Err(Failure::invalid(
+            param,
+            Some("url_invalid"),
+            "Not a valid URL",
+        ))
     }
 }
 
