@@ -32,6 +32,20 @@ after(async () => {
   env.wix?.stop();
 });
 
+/** Waits for an element's text to contain `text`; on timeout, fails with what the page shows. */
+async function waitForText(page, hook, text) {
+  try {
+    await page.waitForFunction(
+      ([selector, expected]) => document.querySelector(selector)?.textContent?.includes(expected),
+      [`[data-hook="${hook}"]`, text],
+      { timeout: 20_000 },
+    );
+  } catch (err) {
+    const shown = await page.locator('main').innerText().catch(() => '(no page)');
+    throw new Error(`${hook} never showed ${JSON.stringify(text)}; the page shows:\n${shown}`, { cause: err });
+  }
+}
+
 async function deliver(instanceId, eventType, payload) {
   const response = await fetch(`${env.server.base}/api/webhooks/wix`, {
     method: 'POST',
@@ -76,12 +90,10 @@ test('a Wix merchant sees the free plan, upgrades in Wix, and comes back to the 
   assert.equal(result, 'applied');
   await page.goto(`${env.server.base}/billing?upgrade=success&instance=${instance}&viewMode=dashboard`);
   await page.getByTestId('upgrade-success').waitFor();
-  await page.waitForFunction(() =>
-    document.querySelector('[data-hook="upgrade-success"]')?.textContent?.includes('Pro plan'),
-  );
+  await waitForText(page, 'upgrade-success', 'Pro plan');
   assert.equal(await page.getByTestId('plan-name').innerText(), 'Pro');
   assert.equal(await page.getByTestId('credits-remaining').innerText(), '5,000');
-  assert.match(await page.getByTestId('credits-summary').innerText(), /5,000 \/ 5,000 credits/);
+  await waitForText(page, 'credits-summary', '5,000 / 5,000 credits');
   assert.equal(await page.getByTestId('manage-subscription').count(), 1);
   // Only Scale is bigger than Pro.
   assert.equal(await page.getByTestId('upgrade-wix').count(), 1);
@@ -90,12 +102,10 @@ test('a Wix merchant sees the free plan, upgrades in Wix, and comes back to the 
   // Wix moves the site to Scale but the webhook is lost: opening the page repairs it.
   await env.wix.command({ op: 'plan', instanceId, packageName: 'scale-monthly', autoRenewing: false });
   await page.goto(`${env.server.base}/billing?instance=${instance}&viewMode=dashboard`);
-  await page.waitForFunction(
-    () => document.querySelector('[data-hook="plan-name"]')?.textContent === 'Scale',
-  );
+  await waitForText(page, 'plan-name', 'Scale');
   assert.equal(await page.getByTestId('credits-remaining').innerText(), '25,000');
   await page.getByTestId('plan-ending').waitFor();
-  assert.match(await page.getByTestId('plan-ending').innerText(), /Ends/);
+  assert.match(await page.getByTestId('plan-ending').innerText(), /ends/i);
   assert.equal(await page.getByTestId('upgrade-plans').count(), 0, 'nothing bigger than Scale');
   await screenshot(page, 'billing-scale-ending');
 });

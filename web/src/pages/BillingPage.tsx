@@ -311,8 +311,8 @@ export default function BillingPage() {
               title: 'Credits',
               align: 'end',
               render: (entry: LedgerEntry) => (
-                <Text size="small" skin={entry.delta < 0 ? 'standard' : 'success'}>
-                  {entry.delta > 0 ? `+${entry.delta.toLocaleString()}` : entry.delta.toLocaleString()}
+                <Text size="small" skin={entry.delta > 0 ? 'success' : 'standard'} secondary={entry.delta === 0}>
+                  {entry.delta > 0 ? `+${entry.delta.toLocaleString()}` : entry.delta === 0 ? '±0' : entry.delta.toLocaleString()}
                 </Text>
               ),
             },
