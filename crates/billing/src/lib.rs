@@ -6,11 +6,13 @@
 //! (reconciliation), and describes an account's billing for the dashboard.
 
 pub mod service;
+pub mod stripe;
 pub mod wix;
 
 pub use service::{
     Billing, BillingConfig, BillingOverview, Delivery, PlanSummary, UpgradeOffer, WixBillingApp,
 };
+pub use stripe::StripeBillingApp;
 pub use wix::{WebhookRejection, WixEvent, WixEventKind, WixWebhookVerifier};
 
 /// Everything that can go wrong in billing, in terms a caller can act on.
@@ -25,6 +27,12 @@ pub enum BillingError {
     /// The request does not apply to this account (a Wix action on a standalone one, …).
     #[error("{0}")]
     NotApplicable(String),
+    /// A plan that cannot be bought here (unknown, or without a configured price).
+    #[error("the plan {0:?} cannot be bought here")]
+    UnknownPlan(String),
+    /// A verified billing event whose object is not what its type promises.
+    #[error("the billing event cannot be read: {0}")]
+    Event(String),
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
     #[error(transparent)]

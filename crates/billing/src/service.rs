@@ -41,6 +41,10 @@ pub struct BillingConfig {
     /// Billing-system plan names (Wix `vendorProductId`s) → our plan ids.
     pub plan_aliases: HashMap<String, String>,
     pub wix: Option<WixBillingApp>,
+    /// Stripe, for standalone accounts.
+    pub stripe: Option<crate::stripe::StripeBillingApp>,
+    /// Where merchants reach the service (Checkout returns there).
+    pub public_url: String,
 }
 
 /// What happened to a delivery.
@@ -112,6 +116,10 @@ impl Billing {
 
     pub fn config(&self) -> &BillingConfig {
         &self.config
+    }
+
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
     }
 
     /// The plan a billing system names, or the free plan (logged) when nobody knows it:
@@ -387,6 +395,7 @@ impl Billing {
                 },
                 _ => UpgradeOffer::None,
             },
+            _ if self.sells_through_stripe(&account) => UpgradeOffer::Stripe,
             _ => UpgradeOffer::None,
         };
         let page = self

@@ -36,6 +36,10 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { env: "WIX_PUBLIC_KEY", key: "wix_public_key", default: "(none)", description: "The Wix app public key (PEM or base64 PEM); verifies Wix webhooks. Required in production when Wix is enabled." },
     SettingDoc { env: "WIX_API_BASE_URL", key: "wix_api_base_url", default: "https://www.wixapis.com", description: "The Wix REST API the Wix connector calls (changed only to test against a stand-in)." },
     SettingDoc { env: "OPTIMIZER_WOOCOMMERCE_ALLOW_HTTP", key: "woocommerce_allow_http", default: "false", description: "Accept `http://` WooCommerce stores (local development only; real stores need HTTPS for API keys)." },
+    SettingDoc { env: "STRIPE_SECRET_KEY", key: "stripe_secret_key", default: "(none: Stripe disabled)", description: "Stripe secret key (`sk_...`); setting it lets standalone accounts buy plans through Stripe Checkout. Needs STRIPE_WEBHOOK_SECRET and STRIPE_PRICES." },
+    SettingDoc { env: "STRIPE_WEBHOOK_SECRET", key: "stripe_webhook_secret", default: "(none)", description: "Signing secret (`whsec_...`) of the Stripe webhook endpoint `<public URL>/api/webhooks/stripe`; create the endpoint pinned to the API version the client uses (see README)." },
+    SettingDoc { env: "STRIPE_PRICES", key: "stripe_prices", default: "(none)", description: "Comma-separated `plan=price_id` pairs: the Stripe price that sells each paid plan (e.g. `starter=price_123,pro=price_456`)." },
+    SettingDoc { env: "STRIPE_API_BASE_URL", key: "stripe_api_base_url", default: "https://api.stripe.com", description: "The Stripe API the client calls (changed only to test against a stand-in)." },
     SettingDoc { env: "OPTIMIZER_CORS_ORIGINS", key: "cors_origins", default: "(none)", description: "Comma-separated extra origins allowed by CORS, besides the Wix dashboard origins." },
     SettingDoc { env: "OPTIMIZER_MAX_BODY_BYTES", key: "max_body_bytes", default: "1048576", description: "Largest JSON request body accepted (413 above)." },
     SettingDoc { env: "OPTIMIZER_MAX_IMPORT_BYTES", key: "max_import_bytes", default: "20971520", description: "Largest catalog CSV upload accepted (413 above)." },
@@ -101,6 +105,16 @@ pub struct WixSettings {
     pub api_base_url: String,
 }
 
+/// Stripe, for standalone accounts; present when `STRIPE_SECRET_KEY` is set.
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    pub secret_key: Secret<String>,
+    pub webhook_secret: Option<Secret<String>>,
+    /// Our plan id → the Stripe price that sells it.
+    pub prices: std::collections::HashMap<String, String>,
+    pub api_base_url: String,
+}
+
 /// The resolved configuration of one process.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -115,6 +129,7 @@ pub struct Settings {
     pub encryption_key: Option<Secret<String>>,
     pub previous_encryption_keys: Vec<Secret<String>>,
     pub wix: Option<WixSettings>,
+    pub stripe: Option<StripeSettings>,
     pub woocommerce_allow_http: bool,
     pub cors_origins: Vec<String>,
     pub max_body_bytes: usize,
@@ -188,6 +203,7 @@ impl Default for Settings {
             encryption_key: None,
             previous_encryption_keys: Vec::new(),
             wix: None,
+            stripe: None,
             woocommerce_allow_http: false,
             cors_origins: Vec::new(),
             max_body_bytes: 1024 * 1024,
@@ -223,6 +239,10 @@ struct FileSettings {
     wix_app_secret: Option<String>,
     wix_public_key: Option<String>,
     wix_api_base_url: Option<String>,
+    stripe_secret_key: Option<String>,
+    stripe_webhook_secret: Option<String>,
+    stripe_prices: Option<std::collections::HashMap<String, String>>,
+    stripe_api_base_url: Option<String>,
     woocommerce_allow_http: Option<bool>,
     cors_origins: Option<Vec<String>>,
     max_body_bytes: Option<usize>,
@@ -323,7 +343,7 @@ impl Settings {
         }
 
         let plan_aliases = match env("OPTIMIZER_PLAN_ALIASES") {
-            Some(list) => parse_plan_aliases(&list, &plans)?,
+            Some(list) => parse_plan_pairs("OPTIMIZER_PLAN_ALIASES", &list, &plans)?,
             None => file.plan_aliases.unwrap_or_default(),
         };
         if let Some((name, plan)) = plan_aliases
@@ -336,6 +356,23 @@ impl Settings {
                 "a known plan id",
             ));
         }
+        let stripe_prices = match env("STRIPE_PRICES") {
+            Some(list) => parse_plan_pairs("STRIPE_PRICES", &list, &plans)?,
+            None => file.stripe_prices.clone().unwrap_or_default(),
+        };
+        let stripe = env("STRIPE_SECRET_KEY")
+            .or(file.stripe_secret_key)
+            .map(|key| StripeSettings {
+                secret_key: Secret::new(key),
+                webhook_secret: env("STRIPE_WEBHOOK_SECRET")
+                    .or(file.stripe_webhook_secret)
+                    .map(Secret::new),
+                prices: stripe_prices,
+                api_base_url: env("STRIPE_API_BASE_URL")
+                    .or(file.stripe_api_base_url)
+                    .map(|url| url.trim_end_matches('/').to_owned())
+                    .unwrap_or_else(|| connectors::stripe::DEFAULT_BASE_URL.to_owned()),
+            });
         let job_defaults = JobSettings::default();
         let openai_api_key = env("OPENAI_API_KEY")
             .or(file.openai_api_key)
@@ -451,6 +488,7 @@ impl Settings {
                 .map(Secret::new)
                 .collect(),
             wix,
+            stripe,
             woocommerce_allow_http: parse_or(
                 "OPTIMIZER_WOOCOMMERCE_ALLOW_HTTP",
                 env("OPTIMIZER_WOOCOMMERCE_ALLOW_HTTP"),
@@ -531,6 +569,18 @@ impl Settings {
                 ));
             }
         }
+        if let Some(stripe) = &self.stripe {
+            if stripe.webhook_secret.is_none() {
+                return Err(ConfigError::MissingInProduction(
+                    "STRIPE_WEBHOOK_SECRET (Stripe is enabled)",
+                ));
+            }
+            if stripe.prices.is_empty() {
+                return Err(ConfigError::MissingInProduction(
+                    "STRIPE_PRICES (Stripe is enabled)",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -578,27 +628,27 @@ fn parse_or<T: std::str::FromStr>(
     }
 }
 
-/// `name=plan,name=plan`.
-fn parse_plan_aliases(
+/// `name=plan,name=plan` (`OPTIMIZER_PLAN_ALIASES`) or `plan=price,…` (`STRIPE_PRICES`):
+/// a map keyed by the left side; the plan side must name a known plan.
+fn parse_plan_pairs(
+    setting: &'static str,
     list: &str,
     plans: &[Plan],
 ) -> Result<std::collections::HashMap<String, String>, ConfigError> {
-    let mut aliases = std::collections::HashMap::new();
+    let plan_on_left = setting == "STRIPE_PRICES";
+    let mut pairs = std::collections::HashMap::new();
     for pair in split_list(list) {
-        let Some((name, plan)) = pair.split_once('=') else {
-            return Err(invalid("OPTIMIZER_PLAN_ALIASES", &pair, "name=plan pairs"));
+        let Some((left, right)) = pair.split_once('=') else {
+            return Err(invalid(setting, &pair, "name=value pairs"));
         };
-        let plan = plan.trim();
-        if !plans.iter().any(|known| known.id == plan) {
-            return Err(invalid(
-                "OPTIMIZER_PLAN_ALIASES",
-                &pair,
-                "a known plan id after =",
-            ));
+        let (left, right) = (left.trim(), right.trim());
+        let plan = if plan_on_left { left } else { right };
+        if !plans.iter().any(|known| known.id == plan) || left.is_empty() || right.is_empty() {
+            return Err(invalid(setting, &pair, "pairs naming a known plan id"));
         }
-        aliases.insert(name.trim().to_owned(), plan.to_owned());
+        pairs.insert(left.to_owned(), right.to_owned());
     }
-    Ok(aliases)
+    Ok(pairs)
 }
 
 fn split_list(list: &str) -> Vec<String> {

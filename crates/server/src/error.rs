@@ -223,7 +223,8 @@ impl From<billing::BillingError> for ApiError {
                 code: "not_applicable",
                 message,
             },
-            err @ E::Config(_) => ApiError::Internal(err.to_string()),
+            err @ E::UnknownPlan(_) => ApiError::field("plan", err.to_string()),
+            err @ (E::Config(_) | E::Event(_)) => ApiError::Internal(err.to_string()),
         }
     }
 }

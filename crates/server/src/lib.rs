@@ -245,6 +245,20 @@ fn billing_config(settings: &Settings) -> billing::BillingConfig {
                 api_base_url: wix.api_base_url.clone(),
             })
         }),
+        stripe: settings
+            .stripe
+            .as_ref()
+            .map(|stripe| billing::StripeBillingApp {
+                secret_key: stripe.secret_key.expose().clone(),
+                webhook_secret: stripe
+                    .webhook_secret
+                    .as_ref()
+                    .map(|secret| secret.expose().clone())
+                    .unwrap_or_default(),
+                api_base_url: stripe.api_base_url.clone(),
+                prices: stripe.prices.clone(),
+            }),
+        public_url: settings.public_base_url(),
     }
 }
 

@@ -21,6 +21,8 @@ api_tests!(
     reconciliation_repairs_a_lost_webhook,
     recorded_but_unprocessed_deliveries_are_swept,
     credits_reset_monthly_and_the_history_pages,
+    the_stripe_plan_story_keeps_credits_right_at_every_step,
+    stripe_refusals_and_reconciliation,
 );
 
 /// The vendor product id the operator mapped to `pro` (`OPTIMIZER_PLAN_ALIASES`).
@@ -685,4 +687,335 @@ async fn credits_reset_monthly_and_the_history_pages(engine: Engine) {
         .call(site, Method::GET, "/api/billing/history?limit=abc", None)
         .await;
     assert_eq!(status, 400);
+}
+
+const STRIPE_WEBHOOK_SECRET: &str = "whsec_test_endpoint_secret";
+
+struct StripeShop {
+    server: TestServer,
+    stripe: testkit::stripe::FakeStripe,
+    bearer: String,
+}
+
+async fn stripe_shop(engine: Engine, email: &str) -> Option<StripeShop> {
+    let stripe = testkit::stripe::FakeStripe::start().await;
+    let (key, base) = (stripe.secret_key().to_owned(), stripe.base_url().to_owned());
+    let server = TestServer::start_with(engine, false, move |s| {
+        s.stripe = Some(server::config::StripeSettings {
+            secret_key: secrets::Secret::new(key),
+            webhook_secret: Some(secrets::Secret::new(STRIPE_WEBHOOK_SECRET.to_owned())),
+            prices: [
+                ("starter".to_owned(), "price_starter".to_owned()),
+                ("pro".to_owned(), "price_pro".to_owned()),
+                ("scale".to_owned(), "price_scale".to_owned()),
+            ]
+            .into(),
+            api_base_url: base,
+        });
+    })
+    .await?;
+    stripe.set_webhook_endpoint(
+        &format!("{}/api/webhooks/stripe", server.base),
+        STRIPE_WEBHOOK_SECRET,
+    );
+    let session = server.register(email).await;
+    let bearer = common::bearer(&session);
+    Some(StripeShop {
+        server,
+        stripe,
+        bearer,
+    })
+}
+
+impl StripeShop {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .server
+            .request(method, path)
+            .header("authorization", &self.bearer);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn billing(&self) -> Value {
+        let (status, body) = self.call(Method::GET, "/api/billing", None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn account_id(&self) -> uuid::Uuid {
+        let me = self.call(Method::GET, "/api/me", None).await.1;
+        me["account"]["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Starts a checkout for `plan` and returns the session id the Checkout URL names.
+    async fn checkout(&self, plan: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/billing/checkout",
+                Some(json!({"plan": plan})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let url = body["url"].as_str().unwrap();
+        assert!(url.starts_with(self.stripe.base_url()), "{url}");
+        url.rsplit('/').next().unwrap().to_owned()
+    }
+
+    async fn subscription_id(&self) -> String {
+        let account = self.account_id().await;
+        self.server
+            .state
+            .storage
+            .stripe_link(account)
+            .await
+            .unwrap()
+            .subscription_id
+            .expect("linked")
+    }
+
+    /// Spends `count` credits through a title job on a local catalog.
+    async fn spend(&self, count: usize) {
+        let (status, store) = self
+            .call(
+                Method::POST,
+                "/api/stores",
+                Some(json!({"platform": "local", "name": "Catalog"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{store}");
+        let store = store["id"].as_str().unwrap().to_owned();
+        let csv = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/data/woocommerce-sample_products.csv"),
+        )
+        .unwrap();
+        let imported = self
+            .server
+            .request(Method::POST, &format!("/api/stores/{store}/import"))
+            .header("authorization", &self.bearer)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(imported.status(), 200);
+        let products = self
+            .call(
+                Method::GET,
+                &format!("/api/products?storeId={store}&limit=100"),
+                None,
+            )
+            .await
+            .1;
+        let ids: Vec<&Value> = products["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .take(count)
+            .map(|p| &p["id"])
+            .collect();
+        let (status, job) = self
+            .call(
+                Method::POST,
+                "/api/jobs",
+                Some(json!({"sourceScope": "products", "sourceIds": ids, "attributes": ["title"]})),
+            )
+            .await;
+        assert_eq!(status, 201, "{job}");
+    }
+
+    async fn plan_rows(&self) -> usize {
+        let account = self.account_id().await;
+        self.server
+            .state
+            .storage
+            .list_ledger(account, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|entry| entry.reason == domain::LedgerReason::PlanChange)
+            .count()
+    }
+}
+
+fn all_delivered(deliveries: &[testkit::stripe::Delivery]) {
+    assert!(!deliveries.is_empty());
+    for delivery in deliveries {
+        assert!(delivery.succeeded(), "{delivery:?}");
+    }
+}
+
+async fn the_stripe_plan_story_keeps_credits_right_at_every_step(engine: Engine) {
+    let Some(shop) = stripe_shop(engine, "stripe-story@example.com").await else {
+        return;
+    };
+    let billing = shop.billing().await;
+    assert_eq!(billing["plan"]["id"], "free");
+    assert_eq!(billing["upgrade"]["kind"], "stripe");
+    shop.spend(3).await;
+    assert_eq!(credits(&shop.billing().await), (200, 3, 197));
+
+    // Checkout for Starter; nothing changes until Stripe confirms.
+    let session = shop.checkout("starter").await;
+    assert_eq!(shop.billing().await["plan"]["id"], "free");
+    let deliveries = shop.stripe.complete_checkout(&session).await;
+    all_delivered(&deliveries);
+    let billing = shop.billing().await;
+    assert_eq!(billing["plan"]["id"], "starter");
+    assert_eq!(billing["billingSource"], "stripe");
+    assert_eq!(credits(&billing), (1_000, 3, 997));
+    assert!(billing["periodEnd"].is_string());
+    assert_eq!(billing["cancelAtPeriodEnd"], false);
+    // A redelivered event has no second effect.
+    let rows = shop.plan_rows().await;
+    let again = shop.stripe.redeliver(&deliveries[0].event_id).await;
+    assert!(again.succeeded());
+    assert_eq!(shop.plan_rows().await, rows);
+
+    // Upgraded to Pro in the portal.
+    let (status, portal) = shop.call(Method::POST, "/api/billing/portal", None).await;
+    assert_eq!(status, 200, "{portal}");
+    assert!(portal["url"]
+        .as_str()
+        .unwrap()
+        .starts_with(shop.stripe.base_url()));
+    let subscription = shop.subscription_id().await;
+    all_delivered(
+        &shop
+            .stripe
+            .update_subscription(&subscription, "price_pro")
+            .await,
+    );
+    let billing = shop.billing().await;
+    assert_eq!(billing["plan"]["id"], "pro");
+    assert_eq!(credits(&billing), (5_000, 3, 4_997));
+
+    // Canceled: Pro stays until the period ends, then the account is free.
+    all_delivered(&shop.stripe.cancel_at_period_end(&subscription).await);
+    let billing = shop.billing().await;
+    assert_eq!(billing["plan"]["id"], "pro");
+    assert_eq!(billing["cancelAtPeriodEnd"], true);
+    all_delivered(&shop.stripe.end_current_period(&subscription).await);
+    let billing = shop.billing().await;
+    assert_eq!(billing["plan"]["id"], "free");
+    assert_eq!(billing["cancelAtPeriodEnd"], false);
+    assert_eq!(credits(&billing), (200, 3, 197));
+    let account = shop.account_id().await;
+    let ledger = shop
+        .server
+        .state
+        .storage
+        .list_ledger(account, 1000)
+        .await
+        .unwrap();
+    let sum: i64 = ledger.iter().map(|entry| entry.delta).sum();
+    assert_eq!(sum, 197, "the ledger agrees with the counters");
+}
+
+async fn stripe_refusals_and_reconciliation(engine: Engine) {
+    let Some(shop) = stripe_shop(engine, "stripe-refusals@example.com").await else {
+        return;
+    };
+    // Plans that cannot be bought, and a portal without a subscription.
+    for plan in ["platinum", "free"] {
+        let (status, body) = shop
+            .call(
+                Method::POST,
+                "/api/billing/checkout",
+                Some(json!({"plan": plan})),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], "validation_failed");
+    }
+    let (status, body) = shop
+        .call(Method::POST, "/api/billing/checkout", Some(json!({})))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = shop.call(Method::POST, "/api/billing/portal", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("not_applicable"))
+    );
+
+    // Deliveries with a stale timestamp or a wrong secret are refused and change nothing.
+    let session = shop.checkout("pro").await;
+    shop.stripe
+        .set_signature_mode(testkit::stripe::SignatureMode::StaleBy(
+            std::time::Duration::from_secs(600),
+        ));
+    let refused = shop.stripe.complete_checkout(&session).await;
+    assert!(
+        refused.iter().all(|delivery| delivery.status == Some(400)),
+        "{refused:?}"
+    );
+    shop.stripe
+        .set_signature_mode(testkit::stripe::SignatureMode::WrongSecret);
+    let again = shop.stripe.redeliver(&refused[0].event_id).await;
+    assert_eq!(again.status, Some(400));
+    assert_eq!(shop.billing().await["plan"]["id"], "free");
+    let unsigned = shop
+        .server
+        .request(Method::POST, "/api/webhooks/stripe")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(common::error_code(unsigned, 400).await, "invalid_signature");
+
+    // Correctly signed, the same events apply.
+    shop.stripe
+        .set_signature_mode(testkit::stripe::SignatureMode::Correct);
+    for delivery in &refused {
+        assert!(shop.stripe.redeliver(&delivery.event_id).await.succeeded());
+    }
+    assert_eq!(shop.billing().await["plan"]["id"], "pro");
+
+    // A change whose webhooks are lost (the endpoint is down) is repaired on sync.
+    let subscription = shop.subscription_id().await;
+    shop.stripe.set_webhook_endpoint(
+        "http://127.0.0.1:9/api/webhooks/stripe",
+        STRIPE_WEBHOOK_SECRET,
+    );
+    let lost = shop
+        .stripe
+        .update_subscription(&subscription, "price_scale")
+        .await;
+    assert!(lost.iter().all(|delivery| !delivery.succeeded()));
+    assert_eq!(shop.billing().await["plan"]["id"], "pro");
+    let (status, synced) = shop
+        .call(Method::POST, "/api/billing/sync-credits", None)
+        .await;
+    assert_eq!(status, 200, "{synced}");
+    assert_eq!(synced["plan"]["id"], "scale");
+    assert_eq!(credits(&synced), (25_000, 0, 25_000));
+    // The late delivery of an older event, once the endpoint is back, does not undo it.
+    shop.stripe.set_webhook_endpoint(
+        &format!("{}/api/webhooks/stripe", shop.server.base),
+        STRIPE_WEBHOOK_SECRET,
+    );
+    let late = shop.stripe.redeliver(&refused[1].event_id).await;
+    assert!(late.succeeded());
+    assert_eq!(shop.billing().await["plan"]["id"], "scale");
+
+    // A Wix account cannot check out with Stripe.
+    let wix_instance = sign_instance(
+        &InstanceClaims::new("5d6e7f80-9a1b-4c2d-8e3f-405162738495", common::WIX_APP_ID),
+        common::WIX_SECRET,
+    );
+    let response = shop
+        .server
+        .request(Method::POST, "/api/billing/checkout")
+        .header("x-wix-instance", wix_instance)
+        .json(&json!({"plan": "pro"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(common::error_code(response, 400).await, "not_applicable");
 }

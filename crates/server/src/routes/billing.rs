@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
-use crate::error::{ApiError, ApiQuery, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorBody};
 use crate::routes::account::{CreditsView, PlanView};
 use crate::AppState;
 
@@ -188,6 +188,68 @@ pub async fn sync_credits(
             .billing
             .sync_wix_credits(caller.account_id, Utc::now())
             .await?;
+    } else if state.billing.sells_through_stripe(&account) {
+        state
+            .billing
+            .sync_stripe_credits(caller.account_id, Utc::now())
+            .await?;
     }
     Ok(Json(billing_view(&state, caller.account_id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CheckoutRequest {
+    /// The plan to buy (`starter`, `pro`, `scale`).
+    pub plan: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RedirectView {
+    /// Where to send the browser (Stripe Checkout or the customer portal).
+    pub url: String,
+}
+
+/// Starts a Stripe Checkout for a plan (standalone accounts). The plan changes when
+/// Stripe confirms the payment (webhook), not when this answers.
+#[utoipa::path(post, path = "/api/billing/checkout", tag = "billing", request_body = CheckoutRequest,
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses((status = 200, body = RedirectView),
+        (status = 400, description = "Unknown plan, a Wix account, or Stripe not configured", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 502, description = "Stripe could not be reached", body = ErrorBody)))]
+pub async fn checkout(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiJson(request): ApiJson<CheckoutRequest>,
+) -> ApiResult<Json<RedirectView>> {
+    let email = match caller.user_id {
+        Some(user_id) => Some(
+            state
+                .storage
+                .get_user(caller.account_id, user_id)
+                .await?
+                .email,
+        ),
+        None => None,
+    };
+    let url = state
+        .billing
+        .stripe_checkout(caller.account_id, request.plan.trim(), email, Utc::now())
+        .await?;
+    Ok(Json(RedirectView { url }))
+}
+
+/// Opens the Stripe customer portal (change plan, cancel, payment method, invoices).
+#[utoipa::path(post, path = "/api/billing/portal", tag = "billing",
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses((status = 200, body = RedirectView),
+        (status = 400, description = "No Stripe subscription, or Stripe not configured", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 502, description = "Stripe could not be reached", body = ErrorBody)))]
+pub async fn portal(
+    State(state): State<AppState>,
+    caller: Authenticated,
+) -> ApiResult<Json<RedirectView>> {
+    let url = state.billing.stripe_portal(caller.account_id).await?;
+    Ok(Json(RedirectView { url }))
 }

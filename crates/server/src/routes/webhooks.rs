@@ -216,3 +216,54 @@ pub async fn wix_webhook(
         Err(_) => ack("recorded"),
     }
 }
+
+/// Stripe webhooks for standalone accounts (`checkout.session.completed`,
+/// `customer.subscription.created|updated|deleted`, `invoice.paid`). `Stripe-Signature` is
+/// checked over the raw body (HMAC-SHA256, constant time, 5 minutes of timestamp
+/// tolerance); each event applies once by its id. A failure to apply answers 503, so
+/// Stripe delivers it again.
+#[utoipa::path(post, path = "/api/webhooks/stripe", tag = "webhooks",
+    request_body(content = String, content_type = "application/json", description = "The event, as Stripe sends it"),
+    responses(
+        (status = 200, description = "Applied, ignored or a repeated delivery", body = WebhookAck),
+        (status = 400, description = "Missing, wrong or stale signature, or not an event", body = ErrorBody),
+        (status = 503, description = "Stripe is not configured here, or the event could not be applied yet", body = ErrorBody)))]
+pub async fn stripe_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<WebhookAck>)> {
+    let Some(secret) = state
+        .settings
+        .stripe
+        .as_ref()
+        .and_then(|stripe| stripe.webhook_secret.as_ref())
+    else {
+        return Err(ApiError::Unavailable(
+            "Stripe webhooks need STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET".into(),
+        ));
+    };
+    let now = Utc::now();
+    let event = connectors::stripe::verify_webhook(
+        &body,
+        header(&headers, "stripe-signature").unwrap_or(""),
+        secret.expose(),
+        connectors::stripe::DEFAULT_WEBHOOK_TOLERANCE,
+        now,
+    )
+    .map_err(|err| {
+        tracing::warn!(webhook.rejection = %err, "refused a Stripe webhook");
+        ApiError::BadRequest {
+            code: "invalid_signature",
+            message: err.to_string(),
+        }
+    })?;
+    match state.billing.process_stripe_event(&event, now).await {
+        Ok(result) => ack(&result),
+        Err(err @ billing::BillingError::Storage(_)) => Err(err.into()),
+        Err(err) => Err(ApiError::Unavailable(format!(
+            "the Stripe event {} could not be applied yet: {err}",
+            event.id
+        ))),
+    }
+}
