@@ -165,15 +165,26 @@ export function wixWebhook(instanceId, eventType, payload) {
 }
 
 /** Starts the fake Wix APIs (a testkit binary); `command` sends one control line. */
-export async function startFakeWix() {
-  const bin = resolve(dirname(BIN), 'fake-wix');
+export function startFakeWix() {
+  return startControlledFake('fake-wix');
+}
+
+/** Starts the fake Stripe API (a testkit binary); `command` sends one control line. */
+export function startFakeStripe() {
+  return startControlledFake('fake-stripe');
+}
+
+/** Starts a testkit fake that prints its address as a JSON line and then answers one JSON
+ * line for each JSON command it is sent. */
+async function startControlledFake(name) {
+  const bin = resolve(dirname(BIN), name);
   const child = spawn(bin, [], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   const pending = [];
   let info = null;
   const ready = new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error('fake Wix did not start')), 15_000);
-    child.once('exit', (code) => reject(new Error(`fake Wix exited with ${code}`)));
+    const timer = setTimeout(() => reject(new Error(`${name} did not start`)), 15_000);
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
     lines.on('line', (line) => {
       const message = JSON.parse(line);
       if (!info) {
