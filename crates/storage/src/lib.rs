@@ -18,6 +18,7 @@ use domain::{Account, Availability, LedgerEntry, Plan, Platform, SourceProduct, 
 use uuid::Uuid;
 
 pub mod jobs;
+pub mod lifecycle;
 mod postgres;
 mod rows;
 mod shared;
@@ -26,6 +27,9 @@ mod sqlite;
 pub use jobs::{
     ClaimedItem, FinishReport, ItemClaim, ItemOutcome, ItemPage, ItemQuery, ItemResult, Job,
     JobItem, JobPage, JobQuery, JobStorage, NewJob, NewPublishLog, PublishLog, RecoveryReport,
+};
+pub use lifecycle::{
+    AccountDeletion, LifecycleStorage, PurgedJobs, RetentionCutoffs, MAX_RETENTION_BATCH,
 };
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
@@ -388,7 +392,7 @@ pub struct WooAuthorization {
 /// tenant data takes the owning account id and filters by it: a caller cannot reach
 /// another account's rows by guessing ids.
 #[async_trait]
-pub trait Storage: JobStorage + Send + Sync + 'static {
+pub trait Storage: JobStorage + LifecycleStorage + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations. Safe to run from several processes at once.

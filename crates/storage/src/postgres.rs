@@ -14,6 +14,7 @@ use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 
 use crate::jobs::{impl_job_storage, wake_all};
+use crate::lifecycle::impl_lifecycle_storage;
 use crate::shared::impl_storage;
 use crate::{Backend, Result};
 
@@ -197,6 +198,14 @@ impl PostgresStorage {
 impl_storage!(PostgresStorage, Postgres, Backend::Postgres);
 // Several workers claim at once: each skips the rows another holds instead of queueing on them.
 impl_job_storage!(
+    PostgresStorage,
+    Postgres,
+    " FOR UPDATE SKIP LOCKED",
+    " FOR UPDATE"
+);
+// Retention skips jobs another transaction holds (a retry about to run them again) and
+// locks the items it deletes.
+impl_lifecycle_storage!(
     PostgresStorage,
     Postgres,
     " FOR UPDATE SKIP LOCKED",

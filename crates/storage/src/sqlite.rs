@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::jobs::impl_job_storage;
+use crate::lifecycle::impl_lifecycle_storage;
 use crate::shared::impl_storage;
 use crate::{Backend, Result};
 
@@ -117,3 +118,4 @@ impl SqliteStorage {
 impl_storage!(SqliteStorage, Sqlite, Backend::Sqlite);
 // One writer at a time: `BEGIN IMMEDIATE` already serializes claims, nothing to skip.
 impl_job_storage!(SqliteStorage, Sqlite, "", "");
+impl_lifecycle_storage!(SqliteStorage, Sqlite, "", "");
