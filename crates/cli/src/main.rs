@@ -260,6 +260,10 @@ fn confirm_deletion(account: &domain::Account) -> anyhow::Result<bool> {
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
+    if !answer.ends_with('\n') {
+        // The input closed without an answer: end the prompt's line before the refusal.
+        eprintln!();
+    }
     Ok(answer.trim() == "yes")
 }
 
