@@ -132,8 +132,12 @@ pub(crate) const ACCOUNT_TABLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// How often an account deletion that lost a deadlock (PostgreSQL) is tried again.
-pub(crate) const DELETE_ATTEMPTS: usize = 5;
+/// How often an account deletion that lost a deadlock (PostgreSQL) is tried. A deadlock
+/// needs a worker ending several of the account's items during the deletion (it locks them
+/// one by one, in its own order, while the deletion locks them in table order); the test
+/// that hammers an account with workers while deleting it loses about one attempt in
+/// sixty, so a few attempts are plenty.
+pub(crate) const DELETE_ATTEMPTS: usize = 10;
 
 /// Whether an error is PostgreSQL aborting the transaction to break a deadlock or a
 /// serialization conflict: the transaction did nothing and can simply run again.
@@ -152,14 +156,16 @@ pub(crate) fn is_transient_conflict(err: &crate::StorageError) -> bool {
 pub trait LifecycleStorage: Send + Sync {
     /// Deletes up to `limit` (at most [`MAX_RETENTION_BATCH`]) jobs past their retention
     /// window, oldest first, with their items, in one transaction (module docs for the
-    /// rules). Publish logs and ledger rows stay.
+    /// rules). Publish logs and ledger rows stay. Across all accounts: for the retention
+    /// task only.
     async fn purge_finished_jobs(
         &self,
         cutoffs: &RetentionCutoffs,
         limit: i64,
     ) -> Result<PurgedJobs>;
     /// Deletes up to `limit` (at most [`MAX_RETENTION_BATCH`]) publish logs applied
-    /// before `applied_before`, oldest first; returns how many went.
+    /// before `applied_before`, oldest first; returns how many went. Across all accounts:
+    /// for the retention task only.
     async fn purge_publish_logs(&self, applied_before: DateTime<Utc>, limit: i64) -> Result<u64>;
 
     /// `Some(at)` marks the account inactive since `at` (it can no longer reserve
@@ -173,11 +179,12 @@ pub trait LifecycleStorage: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Account>;
     /// Removes the account and every row it owns, in every table, in one transaction.
-    /// [`crate::StorageError::NotFound`] for an unknown account.
+    /// [`crate::StorageError::NotFound`] for an unknown account. Workers still holding
+    /// items of the account find them gone: their answers are fenced off, not errors.
     async fn delete_account(&self, account_id: Uuid) -> Result<AccountDeletion>;
     /// Deletes up to `limit` accounts inactive since before `cutoff` (the end of their
     /// grace period), oldest deactivation first, each in its own transaction. An account
-    /// reactivated meanwhile is left alone.
+    /// reactivated meanwhile is left alone. For the retention task (and billing).
     async fn delete_accounts_inactive_since(
         &self,
         cutoff: DateTime<Utc>,
@@ -210,16 +217,22 @@ macro_rules! impl_lifecycle_storage {
                                 error.cause = %err,
                                 "account deletion met a concurrent transaction; trying again"
                             );
+                            // A short random pause, so the deletion and the transaction it
+                            // met do not collide the same way again.
+                            let pause = {
+                                use rand::Rng;
+                                rand::thread_rng().gen_range(5..50)
+                            };
+                            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                         }
                         other => return other,
                     }
                 }
             }
 
-            /// Children first, the account row last: a worker finishing items of the
-            /// account takes item rows, then job rows, then the account row, so this
-            /// transaction never holds a row such a worker waits for while waiting for
-            /// one it holds.
+            /// Children first, the account row last, in the order workers take their
+            /// locks (item rows, then job rows, then the account row). A retry, which locks
+            /// its job first, skips the item rows this transaction holds.
             async fn delete_account_once(
                 &self,
                 account_id: &str,

@@ -56,6 +56,8 @@ on_both_backends!(
     switched_off_windows_delete_nothing,
     deleting_an_account_removes_its_rows_from_every_table_and_nothing_else,
     deleting_an_unknown_account_is_not_found,
+    workers_holding_items_of_a_deleted_account_are_fenced,
+    deleting_an_account_while_workers_run_its_jobs_leaves_nothing,
     deactivated_accounts_are_deleted_after_their_grace_period,
 );
 
@@ -892,6 +894,134 @@ async fn deleting_an_unknown_account_is_not_found(storage: Arc<dyn Storage>, raw
         .await
         .values()
         .all(|count| *count == 0));
+}
+
+async fn workers_holding_items_of_a_deleted_account_are_fenced(
+    storage: Arc<dyn Storage>,
+    raw: Raw,
+) {
+    let now = Utc::now();
+    let doomed = shop(&storage, 2).await;
+    job_at(&storage, &doomed, now, End::Pending).await;
+    let claim = storage
+        .claim_items(10, Duration::minutes(1), now)
+        .await
+        .unwrap();
+    assert_eq!(claim.items.len(), 2);
+    let other = shop(&storage, 2).await;
+    let (other_job, _) = job_at(&storage, &other, now, End::Pending).await;
+    storage.delete_account(doomed.account).await.unwrap();
+    assert!(raw
+        .footprint(doomed.account)
+        .await
+        .values()
+        .all(|count| *count == 0));
+
+    // The worker holding the deleted account's items answers late: nothing happens.
+    assert_eq!(
+        storage
+            .extend_item_leases(claim.token, now + Duration::minutes(1))
+            .await
+            .unwrap(),
+        0
+    );
+    let late: Vec<ItemOutcome> = claim
+        .items
+        .iter()
+        .map(|item| ItemOutcome {
+            item_id: item.id,
+            result: ItemResult::Done {
+                before: ContentValue::Text("old".into()),
+                after: ContentValue::Text("new".into()),
+                product_revision: 1,
+            },
+        })
+        .collect();
+    let report = storage.finish_items(claim.token, &late, now).await.unwrap();
+    assert_eq!((report.applied, report.fenced), (0, 2));
+    assert!(raw
+        .footprint(doomed.account)
+        .await
+        .values()
+        .all(|count| *count == 0));
+    // The queue carries on with the other account's work.
+    let next = storage
+        .claim_items(10, Duration::minutes(1), now)
+        .await
+        .unwrap();
+    assert_eq!(next.items.len(), 2);
+    assert!(next.items.iter().all(|item| item.job_id == other_job));
+}
+
+/// Workers claim, fail, finish and retry the account's items while it is deleted: the
+/// deletion wins every time (on PostgreSQL retrying when it met a worker in a deadlock), and
+/// nothing of the account is left, whatever the workers did meanwhile.
+async fn deleting_an_account_while_workers_run_its_jobs_leaves_nothing(
+    storage: Arc<dyn Storage>,
+    raw: Raw,
+) {
+    for round in 0..6 {
+        let doomed = shop(&storage, 12).await;
+        let (job, _) = job_at(&storage, &doomed, Utc::now(), End::Pending).await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..3)
+            .map(|worker| {
+                let storage = storage.clone();
+                let stop = stop.clone();
+                let account = doomed.account;
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        // Errors are expected once the account is gone (or when PostgreSQL
+                        // picks this transaction as a deadlock's victim); keep working.
+                        if let Ok(claim) = storage
+                            .claim_items(3, Duration::minutes(1), Utc::now())
+                            .await
+                        {
+                            let outcomes: Vec<ItemOutcome> = claim
+                                .items
+                                .iter()
+                                .enumerate()
+                                .map(|(n, item)| ItemOutcome {
+                                    item_id: item.id,
+                                    result: if (n + worker) % 2 == 0 {
+                                        ItemResult::Fail {
+                                            code: "invalid_output".into(),
+                                            message: "empty".into(),
+                                        }
+                                    } else {
+                                        ItemResult::Done {
+                                            before: ContentValue::Text("old".into()),
+                                            after: ContentValue::Text("new".into()),
+                                            product_revision: 1,
+                                        }
+                                    },
+                                })
+                                .collect();
+                            storage
+                                .finish_items(claim.token, &outcomes, Utc::now())
+                                .await
+                                .ok();
+                        }
+                        storage.retry_job(account, job, Utc::now()).await.ok();
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(20 + 10 * round)).await;
+        let deletion = storage.delete_account(doomed.account).await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        let deletion = deletion.unwrap_or_else(|err| panic!("round {round}: {err}"));
+        assert_eq!(deletion.count("accounts"), 1);
+        let left = raw.footprint(doomed.account).await;
+        assert!(
+            left.values().all(|count| *count == 0),
+            "round {round} left {left:?}"
+        );
+    }
 }
 
 async fn deactivated_accounts_are_deleted_after_their_grace_period(

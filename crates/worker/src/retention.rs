@@ -6,7 +6,8 @@
 //!
 //! Everything is deleted in bounded batches, one short transaction each, and one pass
 //! stops after [`RetentionPolicy::max_batches`] batches of a kind, so a large backlog is
-//! worked off over several passes without holding up the scheduler's other tasks.
+//! worked off over several passes and no pass holds up the scheduler's other tasks for
+//! long.
 
 use chrono::{DateTime, Utc};
 use storage::{RetentionCutoffs, Storage, StorageError};
