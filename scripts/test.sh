@@ -27,7 +27,7 @@ echo "== Dashboard end-to-end tests (headless Chromium) =="
 # `cargo test` has just built target/debug/optimizer (the CLI tests run it); building it
 # again with `cargo build` would recompile dependencies under other features.
 [[ -x target/debug/optimizer ]] || cargo build -p cli
-# The browser tests also run the fake WooCommerce store.
-cargo build -p testkit --bin fake-woocommerce
+# The browser tests also run the fake WooCommerce store and the fake Wix APIs.
+cargo build -p testkit --bin fake-woocommerce --bin fake-wix
 bash scripts/ensure-chromium.sh
 npm --prefix web run test:e2e

@@ -1,8 +1,8 @@
 // Starts the real `optimizer` binary on a free port over a fresh SQLite data folder, and a
 // real headless Chromium (Debian's package) to drive the built dashboard.
 import { spawn } from 'node:child_process';
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHmac, randomBytes, randomUUID, sign } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -85,12 +85,17 @@ export async function screenshot(page, name) {
 }
 
 /** A Wix dashboard instance signed as Wix signs it: base64url(HMAC-SHA256(payload)).payload */
-export function signInstance({ instanceId = randomUUID(), secret = WIX_SECRET, expiresInMs = 4 * 3600_000 } = {}) {
+export function signInstance({
+  instanceId = randomUUID(),
+  appId = WIX_APP_ID,
+  secret = WIX_SECRET,
+  expiresInMs = 4 * 3600_000,
+} = {}) {
   const now = Date.now();
   const payload = Buffer.from(
     JSON.stringify({
       instanceId,
-      appDefId: WIX_APP_ID,
+      appDefId: appId,
       signDate: new Date(now).toISOString(),
       uid: randomUUID(),
       permissions: 'OWNER',
@@ -133,6 +138,62 @@ export async function startFakeWooCommerce() {
   });
   return {
     ...info,
+    stop() {
+      child.kill('SIGINT');
+    },
+  };
+}
+
+const KEYS = resolve(here, '../../crates/testkit/src/keys');
+/** The app's webhook public key, as the server is configured with it (`WIX_PUBLIC_KEY`). */
+export const WIX_WEBHOOK_PUBLIC_KEY = readFileSync(join(KEYS, 'wix_app_public.pem'), 'utf8');
+
+/** A Wix webhook body as Wix sends it: an RS256 JWS whose `data` claim is the envelope
+ * JSON, whose own `data` is the payload JSON (reference: wix.md §3.1). */
+export function wixWebhook(instanceId, eventType, payload) {
+  const privateKey = readFileSync(join(KEYS, 'wix_app_private.pem'), 'utf8');
+  const iat = Math.floor(Date.now() / 1000);
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const header = encode({ alg: 'RS256', kid: 'qG1kD2dz' });
+  const claims = encode({
+    data: JSON.stringify({ instanceId, eventType, data: JSON.stringify(payload) }),
+    iat,
+    exp: iat + 300_000,
+  });
+  const signature = sign('RSA-SHA256', Buffer.from(`${header}.${claims}`), privateKey).toString('base64url');
+  return `${header}.${claims}.${signature}`;
+}
+
+/** Starts the fake Wix APIs (a testkit binary); `command` sends one control line. */
+export async function startFakeWix() {
+  const bin = resolve(dirname(BIN), 'fake-wix');
+  const child = spawn(bin, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const pending = [];
+  let info = null;
+  const ready = new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error('fake Wix did not start')), 15_000);
+    child.once('exit', (code) => reject(new Error(`fake Wix exited with ${code}`)));
+    lines.on('line', (line) => {
+      const message = JSON.parse(line);
+      if (!info) {
+        info = message;
+        clearTimeout(timer);
+        resolvePromise(message);
+      } else {
+        pending.shift()?.(message);
+      }
+    });
+  });
+  await ready;
+  return {
+    ...info,
+    command(message) {
+      return new Promise((resolvePromise) => {
+        pending.push(resolvePromise);
+        child.stdin.write(`${JSON.stringify(message)}\n`);
+      });
+    },
     stop() {
       child.kill('SIGINT');
     },

@@ -64,6 +64,34 @@ export interface Me {
   credits: { total: number; used: number; remaining: number; resetsOn: string };
 }
 
+export interface PlanInfo {
+  id: string;
+  name: string;
+  priceMonthlyCents: number;
+  monthlyCredits: number;
+}
+
+export type LedgerReason = 'monthly_grant' | 'plan_change' | 'reserve' | 'refund' | 'adjustment';
+
+export interface LedgerEntry {
+  id: string;
+  delta: number;
+  reason: LedgerReason;
+  reference: string;
+  createdAt: string;
+}
+
+export interface Billing {
+  billingSource: 'none' | 'wix' | 'stripe';
+  plan: PlanInfo;
+  plans: PlanInfo[];
+  credits: Me['credits'];
+  periodEnd: string | null;
+  cancelAtPeriodEnd: boolean;
+  upgrade: { kind: 'wix' | 'stripe' | 'none'; url: string | null };
+  history: { items: LedgerEntry[]; nextCursor: string | null };
+}
+
 export interface StoreView {
   id: string;
   platform: 'local' | 'wix' | 'woocommerce';
@@ -429,6 +457,15 @@ function queryString(params: object): string {
 
 export const api = {
   me: () => request<Me>('GET', '/api/me'),
+  billing: () => request<Billing>('GET', '/api/billing'),
+  syncCredits: () => request<Billing>('POST', '/api/billing/sync-credits'),
+  billingHistory: (cursor: string, limit = 20) =>
+    request<{ items: LedgerEntry[]; nextCursor: string | null }>(
+      'GET',
+      `/api/billing/history${queryString({ cursor, limit })}`,
+    ),
+  checkout: (plan: string) => request<{ url: string }>('POST', '/api/billing/checkout', { body: { plan } }),
+  billingPortal: () => request<{ url: string }>('POST', '/api/billing/portal'),
   stores: () => request<{ stores: StoreView[] }>('GET', '/api/stores'),
   createStore: (name: string, currency: string) =>
     request<StoreView>('POST', '/api/stores', { body: { platform: 'local', name, currency } }),

@@ -14,6 +14,7 @@ const DemoLoginPage = lazy(() => import('./pages/DemoLoginPage'));
 const AppFrame = lazy(() => import('./pages/AppFrame'));
 const HomePage = lazy(() => import('./pages/HomePage'));
 const AccountPage = lazy(() => import('./pages/AccountPage'));
+const BillingPage = lazy(() => import('./pages/BillingPage'));
 const ProductsPage = lazy(() => import('./pages/ProductsPage'));
 const ProductPage = lazy(() => import('./pages/ProductPage'));
 const StoresPage = lazy(() => import('./pages/StoresPage'));
@@ -56,6 +57,7 @@ createRoot(document.getElementById('root')!).render(
               <Route path="queue" element={<QueuePage />} />
               <Route path="jobs" element={<CompletedJobsPage />} />
               <Route path="stores" element={<StoresPage />} />
+              <Route path="billing" element={<BillingPage />} />
               <Route path="account" element={<AccountPage embedded={embedded} />} />
             </Route>
             <Route path="*" element={<Navigate to="/" replace />} />

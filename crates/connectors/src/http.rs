@@ -35,6 +35,33 @@ pub enum ConnectorError {
     },
     #[error("the store has no product {0}")]
     NotFound(String),
+    /// Stripe refused or failed a billing call, with the fields of Stripe's error object so
+    /// the caller can tell a bad parameter (`param`) from a throttled or failing Stripe.
+    /// `kind` is Stripe's `type` (`invalid_request_error`, `api_error`, `card_error`,
+    /// `idempotency_error`); answers without Stripe's error body read as `api_error`.
+    #[error("Stripe answered {status} ({kind}): {message}")]
+    Stripe {
+        status: u16,
+        kind: String,
+        code: Option<String>,
+        message: String,
+        param: Option<String>,
+    },
+}
+
+impl ConnectorError {
+    /// Whether the same call may succeed later: the platform could not be reached, was
+    /// throttling (429) or failing (5xx). These are the answers [`send_with_retries`]
+    /// retries, so an error that still carries them means the retries ran out.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ConnectorError::Unreachable(_) => true,
+            ConnectorError::Platform { status, .. } | ConnectorError::Stripe { status, .. } => {
+                *status == 429 || *status >= 500
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Retry schedule: delays double from `base_delay` (1 s, 2 s, 4 s by default), each with up

@@ -40,6 +40,30 @@ pub fn default_plans() -> Vec<Plan> {
     ]
 }
 
+/// The plan a billing system names. Wix names plans by their `vendorProductId`; the
+/// operator maps those to plan ids in configuration (`aliases`: name → plan id), and the
+/// usual spellings of a plan are understood without configuration: `starter`,
+/// `Starter-Plan`, `starter_monthly`, `STARTER-YEARLY` all mean `starter`. `None` when
+/// nothing matches (the caller decides; billing falls back to the free plan and logs).
+pub fn resolve_plan<'a>(
+    name: &str,
+    plans: &'a [Plan],
+    aliases: &std::collections::HashMap<String, PlanId>,
+) -> Option<&'a Plan> {
+    let name = name.trim();
+    if let Some(plan_id) = aliases.get(name) {
+        return plans.iter().find(|plan| &plan.id == plan_id);
+    }
+    let normalized = name.to_ascii_lowercase().replace([' ', '_'], "-");
+    let base = ["-plan", "-monthly", "-yearly", "-annual"]
+        .iter()
+        .find_map(|suffix| normalized.strip_suffix(suffix))
+        .unwrap_or(&normalized);
+    plans
+        .iter()
+        .find(|plan| plan.id == base || plan.name.to_ascii_lowercase().replace(' ', "-") == base)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +84,41 @@ mod tests {
                 ("scale", 4_900, 25_000)
             ]
         );
+    }
+
+    #[test]
+    fn plan_names_resolve_in_their_usual_spellings_and_through_aliases() {
+        let plans = default_plans();
+        let aliases = std::collections::HashMap::from([(
+            "e8f429d5-0a6a-468f-8044-87f519a53202".to_owned(),
+            "pro".to_owned(),
+        )]);
+        for name in [
+            "starter",
+            "Starter",
+            "starter-plan",
+            "STARTER-MONTHLY",
+            "starter-yearly",
+            "starter_monthly",
+            " Starter Plan ",
+        ] {
+            assert_eq!(
+                resolve_plan(name, &plans, &aliases).map(|p| p.id.as_str()),
+                Some("starter"),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            resolve_plan("scale-yearly", &plans, &aliases).map(|p| p.id.as_str()),
+            Some("scale")
+        );
+        assert_eq!(
+            resolve_plan("e8f429d5-0a6a-468f-8044-87f519a53202", &plans, &aliases)
+                .map(|p| p.id.as_str()),
+            Some("pro")
+        );
+        assert_eq!(resolve_plan("platinum", &plans, &aliases), None);
+        assert_eq!(resolve_plan("starterish", &plans, &aliases), None);
+        assert_eq!(resolve_plan("", &plans, &aliases), None);
     }
 }

@@ -60,6 +60,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { env: "OPTIMIZER_RETENTION_FAILED_JOBS_DAYS", key: "retention_failed_jobs_days", default: "30", description: "Failed jobs (every item failed) are deleted this many days after they finished. `0` keeps them forever." },
     SettingDoc { env: "OPTIMIZER_RETENTION_PUBLISH_LOGS_DAYS", key: "retention_publish_logs_days", default: "365", description: "Publish logs (the audit record of every write to a store, needed to revert) are deleted this many days after the write. `0` keeps them forever." },
     SettingDoc { env: "OPTIMIZER_ACCOUNT_DELETION_GRACE_DAYS", key: "account_deletion_grace_days", default: "30", description: "An account marked inactive (app removed, subscription ended) is deleted with all its data this many days later. `0` never deletes automatically." },
+    SettingDoc { env: "OPTIMIZER_PLAN_ALIASES", key: "plan_aliases", default: "(none)", description: "Comma-separated `name=plan` pairs naming our plan for a billing system's plan name (a Wix `vendorProductId`). Names like `starter`, `Starter-Plan`, `starter-monthly`, `starter-yearly` are understood without it; an unknown plan falls back to free, with a warning." },
     SettingDoc { env: "-", key: "[[plans]]", default: "free 0/200, starter 900/1000, pro 1900/5000, scale 4900/25000", description: "TOML only: plan `id`, `name`, `price_monthly_cents`, `monthly_credits`, replacing the built-in plan of the same id." },
 ];
 
@@ -129,6 +130,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub shutdown_timeout_secs: u64,
     pub plans: Vec<Plan>,
+    /// Billing-system plan names → plan ids.
+    pub plan_aliases: std::collections::HashMap<String, String>,
     pub jobs: JobSettings,
     pub retention: RetentionSettings,
 }
@@ -222,6 +225,7 @@ impl Default for Settings {
             log_format: LogFormat::Json,
             shutdown_timeout_secs: 30,
             plans: default_plans(),
+            plan_aliases: Default::default(),
             jobs: JobSettings::default(),
             retention: RetentionSettings::default(),
         }
@@ -257,6 +261,7 @@ struct FileSettings {
     log_format: Option<String>,
     shutdown_timeout_secs: Option<u64>,
     plans: Option<Vec<Plan>>,
+    plan_aliases: Option<std::collections::HashMap<String, String>>,
     ai_provider: Option<String>,
     openai_api_key: Option<String>,
     openai_base_url: Option<String>,
@@ -348,6 +353,20 @@ impl Settings {
             }
         }
 
+        let plan_aliases = match env("OPTIMIZER_PLAN_ALIASES") {
+            Some(list) => parse_plan_aliases(&list, &plans)?,
+            None => file.plan_aliases.unwrap_or_default(),
+        };
+        if let Some((name, plan)) = plan_aliases
+            .iter()
+            .find(|(_, plan)| !plans.iter().any(|known| &known.id == *plan))
+        {
+            return Err(invalid(
+                "OPTIMIZER_PLAN_ALIASES",
+                &format!("{name}={plan}"),
+                "a known plan id",
+            ));
+        }
         let job_defaults = JobSettings::default();
         let openai_api_key = env("OPENAI_API_KEY")
             .or(file.openai_api_key)
@@ -545,6 +564,7 @@ impl Settings {
                 defaults.shutdown_timeout_secs,
             )?,
             plans,
+            plan_aliases,
             jobs,
             retention,
         };
@@ -616,6 +636,29 @@ fn parse_or<T: std::str::FromStr>(
             .map_err(|_| invalid(name, &text, "a value of the documented type")),
         None => Ok(from_file.unwrap_or(default)),
     }
+}
+
+/// `name=plan,name=plan`.
+fn parse_plan_aliases(
+    list: &str,
+    plans: &[Plan],
+) -> Result<std::collections::HashMap<String, String>, ConfigError> {
+    let mut aliases = std::collections::HashMap::new();
+    for pair in split_list(list) {
+        let Some((name, plan)) = pair.split_once('=') else {
+            return Err(invalid("OPTIMIZER_PLAN_ALIASES", &pair, "name=plan pairs"));
+        };
+        let plan = plan.trim();
+        if !plans.iter().any(|known| known.id == plan) {
+            return Err(invalid(
+                "OPTIMIZER_PLAN_ALIASES",
+                &pair,
+                "a known plan id after =",
+            ));
+        }
+        aliases.insert(name.trim().to_owned(), plan.to_owned());
+    }
+    Ok(aliases)
 }
 
 fn split_list(list: &str) -> Vec<String> {

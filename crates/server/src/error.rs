@@ -209,6 +209,25 @@ impl From<StorageError> for ApiError {
     }
 }
 
+impl From<billing::BillingError> for ApiError {
+    fn from(err: billing::BillingError) -> Self {
+        use billing::BillingError as E;
+        match err {
+            E::Storage(err) => err.into(),
+            E::Connector(err) => ApiError::Store(err),
+            err @ E::NotConfigured(_) => ApiError::BadRequest {
+                code: "billing_not_configured",
+                message: err.to_string(),
+            },
+            E::NotApplicable(message) => ApiError::BadRequest {
+                code: "not_applicable",
+                message,
+            },
+            err @ E::Config(_) => ApiError::Internal(err.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

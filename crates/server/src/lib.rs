@@ -58,6 +58,8 @@ pub enum StartupError {
     Secrets(#[from] secrets::SecretsError),
     #[error("AI provider: {0}")]
     Provider(#[from] ai::AiError),
+    #[error("billing: {0}")]
+    Billing(#[from] billing::BillingError),
 }
 
 /// The text provider the settings name: the offline rules, or an OpenAI-compatible API.
@@ -93,6 +95,10 @@ pub struct AppInner {
     pub sync_wake: Arc<tokio::sync::Notify>,
     /// Writes job content; also what `/api/optimizer/options` describes.
     pub text_provider: Arc<dyn ai::TextOptimizer>,
+    /// Plans and credits: billing webhooks, reconciliation, the billing page.
+    pub billing: billing::Billing,
+    /// Verifies Wix webhooks; `None` until `WIX_PUBLIC_KEY` is set.
+    pub wix_webhooks: Option<billing::WixWebhookVerifier>,
     pub openapi_json: String,
 }
 
@@ -117,6 +123,9 @@ impl AppState {
         .await?;
         storage.sync_plans(&settings.plans).await?;
         let provider = text_provider(&settings)?;
+        // A public key that does not parse stops the start, instead of refusing every
+        // webhook later.
+        wix_webhook_verifier(&settings).transpose()?;
         Ok(Self::with_parts(
             settings, storage, keyring, provider, demo_mode,
         ))
@@ -132,7 +141,15 @@ impl AppState {
         let access_tokens = AccessTokens::new(&keyring.primary().derive("access-token-signing"));
         let (_, openapi) = routes::api();
         let openapi_json = serde_json::to_string_pretty(&openapi).unwrap_or_default();
+        let wix_webhooks = wix_webhook_verifier(&settings).and_then(|verifier| {
+            verifier
+                .inspect_err(|err| tracing::error!(error.cause = %err, "Wix webhooks are refused"))
+                .ok()
+        });
+        let billing = billing::Billing::new(storage.clone(), billing_config(&settings));
         AppState(Arc::new(AppInner {
+            billing,
+            wix_webhooks,
             api_limiter: RateLimiter::new(settings.rate_limit_per_minute, Duration::from_secs(60)),
             login_email_limiter: RateLimiter::new(settings.login_attempts_per_email, LOGIN_WINDOW),
             login_ip_limiter: RateLimiter::new(settings.login_attempts_per_ip, LOGIN_WINDOW),
@@ -217,6 +234,28 @@ impl AppState {
             settings: self.connector_settings(),
             wake: self.sync_wake.clone(),
         }
+    }
+}
+
+/// The verifier of Wix webhooks, when the app's public key is configured.
+fn wix_webhook_verifier(
+    settings: &Settings,
+) -> Option<Result<billing::WixWebhookVerifier, billing::BillingError>> {
+    let key = settings.wix.as_ref()?.public_key.as_ref()?;
+    Some(billing::WixWebhookVerifier::new(key.expose()))
+}
+
+/// What billing needs from the settings.
+fn billing_config(settings: &Settings) -> billing::BillingConfig {
+    billing::BillingConfig {
+        plan_aliases: settings.plan_aliases.clone(),
+        wix: settings.wix.as_ref().and_then(|wix| {
+            Some(billing::WixBillingApp {
+                app_id: wix.app_id.clone(),
+                app_secret: wix.app_secret.as_ref()?.expose().clone(),
+                api_base_url: wix.api_base_url.clone(),
+            })
+        }),
     }
 }
 
@@ -375,11 +414,39 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let sweep = tokio::spawn(sweep_billing_backlog(state.billing.clone()));
     let app = router(state);
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    sweep.abort();
+    served
+}
+
+/// How long a recorded webhook may stay unprocessed before the sweep takes it: longer
+/// than any request that is still processing it.
+const BACKLOG_GRACE: chrono::Duration = chrono::Duration::minutes(1);
+
+/// Processes billing deliveries whose request stopped between recording and applying
+/// them (a crash, a restart). Runs in every serving process; applying twice is harmless.
+async fn sweep_billing_backlog(billing: billing::Billing) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        match billing
+            .process_wix_backlog(chrono::Utc::now(), BACKLOG_GRACE)
+            .await
+        {
+            Ok(0) => {}
+            Ok(processed) => tracing::info!(
+                billing.processed = processed,
+                "processed recorded Wix webhooks"
+            ),
+            Err(err) => {
+                tracing::error!(error.cause = %err, "processing recorded Wix webhooks failed")
+            }
+        }
+    }
 }

@@ -768,6 +768,8 @@ async fn openapi_document_covers_every_route(engine: Engine) {
         documented,
         [
             "DELETE /api/stores/{id}",
+            "GET /api/billing",
+            "GET /api/billing/history",
             "GET /api/collections",
             "GET /api/jobs",
             "GET /api/jobs/events",
@@ -789,6 +791,7 @@ async fn openapi_document_covers_every_route(engine: Engine) {
             "GET /ready",
             "PATCH /api/account",
             "PATCH /api/stores/{id}",
+            "POST /api/billing/sync-credits",
             "POST /api/jobs",
             "POST /api/jobs/{id}/cancel",
             "POST /api/jobs/{id}/retry",
@@ -803,6 +806,7 @@ async fn openapi_document_covers_every_route(engine: Engine) {
             "POST /api/v1/auth/logout",
             "POST /api/v1/auth/refresh",
             "POST /api/v1/auth/register",
+            "POST /api/webhooks/wix",
             "POST /api/webhooks/woocommerce/{storeId}",
             "POST /api/woocommerce/keys",
         ]

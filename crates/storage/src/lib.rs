@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use domain::{Account, Availability, LedgerEntry, Plan, Platform, SourceProduct, Store, User};
 use uuid::Uuid;
 
+pub mod billing;
 pub mod jobs;
 pub mod lifecycle;
 mod postgres;
@@ -24,6 +25,9 @@ mod rows;
 mod shared;
 mod sqlite;
 
+pub use billing::{
+    BillingStorage, LedgerPage, PendingWebhookEvent, PlanChange, PlanChangeOutcome, StripeLink,
+};
 pub use jobs::{
     ClaimedItem, FinishReport, ItemClaim, ItemOutcome, ItemPage, ItemQuery, ItemResult, Job,
     JobItem, JobPage, JobQuery, JobStorage, NewJob, NewPublishLog, PublishLog, RecoveryReport,
@@ -392,7 +396,7 @@ pub struct WooAuthorization {
 /// tenant data takes the owning account id and filters by it: a caller cannot reach
 /// another account's rows by guessing ids.
 #[async_trait]
-pub trait Storage: JobStorage + LifecycleStorage + Send + Sync + 'static {
+pub trait Storage: JobStorage + BillingStorage + LifecycleStorage + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations. Safe to run from several processes at once.

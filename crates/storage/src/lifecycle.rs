@@ -24,7 +24,6 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::Account;
 use uuid::Uuid;
 
 use crate::Result;
@@ -168,23 +167,15 @@ pub trait LifecycleStorage: Send + Sync {
     /// for the retention task only.
     async fn purge_publish_logs(&self, applied_before: DateTime<Utc>, limit: i64) -> Result<u64>;
 
-    /// `Some(at)` marks the account inactive since `at` (it can no longer reserve
-    /// credits, and its deletion grace period starts); an account already inactive keeps
-    /// its first date, so a redelivered uninstall event does not restart the grace
-    /// period. `None` makes it active again and cancels the pending deletion.
-    async fn set_account_deactivated(
-        &self,
-        account_id: Uuid,
-        deactivated_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> Result<Account>;
     /// Removes the account and every row it owns, in every table, in one transaction.
     /// [`crate::StorageError::NotFound`] for an unknown account. Workers still holding
     /// items of the account find them gone: their answers are fenced off, not errors.
     async fn delete_account(&self, account_id: Uuid) -> Result<AccountDeletion>;
     /// Deletes up to `limit` accounts inactive since before `cutoff` (the end of their
     /// grace period), oldest deactivation first, each in its own transaction. An account
-    /// reactivated meanwhile is left alone. For the retention task (and billing).
+    /// reactivated meanwhile is left alone. Billing marks accounts inactive and active
+    /// again ([`crate::BillingStorage::set_account_status`], which keeps the first
+    /// `deactivated_at`); the retention task calls this with `now - grace period`.
     async fn delete_accounts_inactive_since(
         &self,
         cutoff: DateTime<Utc>,
@@ -399,40 +390,6 @@ macro_rules! impl_lifecycle_storage {
                 .rows_affected();
                 tx.commit().await?;
                 Ok(deleted)
-            }
-
-            async fn set_account_deactivated(
-                &self,
-                account_id: uuid::Uuid,
-                deactivated_at: Option<chrono::DateTime<chrono::Utc>>,
-                now: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::Result<domain::Account> {
-                let id = account_id.to_string();
-                let now_ms = $crate::rows::millis(now);
-                let changed = match deactivated_at {
-                    Some(at) => sqlx::query(
-                        "UPDATE accounts SET status = 'inactive', \
-                         deactivated_at = COALESCE(deactivated_at, $2), updated_at = $3 WHERE id = $1",
-                    )
-                    .bind(&id)
-                    .bind($crate::rows::millis(at))
-                    .bind(now_ms)
-                    .execute(self.pool())
-                    .await?,
-                    None => sqlx::query(
-                        "UPDATE accounts SET status = 'active', deactivated_at = NULL, updated_at = $2 \
-                         WHERE id = $1",
-                    )
-                    .bind(&id)
-                    .bind(now_ms)
-                    .execute(self.pool())
-                    .await?,
-                }
-                .rows_affected();
-                if changed == 0 {
-                    return Err($crate::StorageError::not_found("account"));
-                }
-                Self::fetch_account(self.pool(), &id).await
             }
 
             async fn delete_account(

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::billing::impl_billing_storage;
 use crate::jobs::impl_job_storage;
 use crate::lifecycle::impl_lifecycle_storage;
 use crate::shared::impl_storage;
@@ -118,4 +119,5 @@ impl SqliteStorage {
 impl_storage!(SqliteStorage, Sqlite, Backend::Sqlite);
 // One writer at a time: `BEGIN IMMEDIATE` already serializes claims, nothing to skip.
 impl_job_storage!(SqliteStorage, Sqlite, "", "");
+impl_billing_storage!(SqliteStorage, Sqlite, "");
 impl_lifecycle_storage!(SqliteStorage, Sqlite, "", "");

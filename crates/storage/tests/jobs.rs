@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use domain::{
-    default_plans, Attribute, Availability, ContentValue, ItemStatus, JobKind, JobStatus,
-    LedgerReason, Platform, SourceProduct, SourceScope,
+    default_plans, Attribute, ContentValue, ItemStatus, JobKind, JobStatus, LedgerReason, Platform,
+    SourceProduct, SourceScope,
 };
 use storage::{
     ItemOutcome, ItemQuery, ItemResult, JobQuery, NewJob, NewPublishLog, NewStore, NewUser,
     Storage, StorageError,
 };
+use testkit::sample_product as product;
 use uuid::Uuid;
 
 async fn open(db: &testkit::TestDatabase) -> Arc<dyn Storage> {
@@ -40,34 +41,6 @@ testkit::on_both_backends!(
     tenants_cannot_reach_each_others_jobs,
     work_notifications_wake_waiting_workers,
 );
-
-fn product(external_id: &str, title: &str, category: &str) -> SourceProduct {
-    SourceProduct {
-        external_id: external_id.to_owned(),
-        title: title.to_owned(),
-        description_html: format!("<p>{title}</p>"),
-        short_description: String::new(),
-        seo_title: None,
-        seo_description: None,
-        info_sections: Vec::new(),
-        sku: None,
-        gtin: None,
-        mpn: None,
-        brand: None,
-        price: None,
-        sale_price: None,
-        currency: "USD".into(),
-        availability: Availability::InStock,
-        stock: None,
-        categories: vec![category.to_owned()],
-        tags: Vec::new(),
-        images: Vec::new(),
-        link: None,
-        attributes: Vec::new(),
-        variants: Vec::new(),
-        published: true,
-    }
-}
 
 /// An account (free plan: 200 credits) with a local store of `count` products.
 async fn shop(storage: &Arc<dyn Storage>, count: usize) -> (Uuid, Uuid, Vec<Uuid>) {

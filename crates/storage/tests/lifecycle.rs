@@ -1035,7 +1035,11 @@ async fn deactivated_accounts_are_deleted_after_their_grace_period(
     let came_back = shop(&storage, 2).await;
 
     let account = storage
-        .set_account_deactivated(long_gone.account, Some(days_ago(now, 40)), now)
+        .set_account_status(
+            long_gone.account,
+            AccountStatus::Inactive,
+            days_ago(now, 40),
+        )
         .await
         .unwrap();
     assert_eq!(account.status, AccountStatus::Inactive);
@@ -1044,7 +1048,7 @@ async fn deactivated_accounts_are_deleted_after_their_grace_period(
         Some(days_ago(now, 40).timestamp_millis())
     );
     let again = storage
-        .set_account_deactivated(long_gone.account, Some(now), now)
+        .set_account_status(long_gone.account, AccountStatus::Inactive, now)
         .await
         .unwrap();
     assert_eq!(
@@ -1053,22 +1057,30 @@ async fn deactivated_accounts_are_deleted_after_their_grace_period(
     );
     assert_eq!(storage.get_account(long_gone.account).await.unwrap(), again);
     storage
-        .set_account_deactivated(recently_gone.account, Some(days_ago(now, 10)), now)
+        .set_account_status(
+            recently_gone.account,
+            AccountStatus::Inactive,
+            days_ago(now, 10),
+        )
         .await
         .unwrap();
     storage
-        .set_account_deactivated(came_back.account, Some(days_ago(now, 60)), now)
+        .set_account_status(
+            came_back.account,
+            AccountStatus::Inactive,
+            days_ago(now, 60),
+        )
         .await
         .unwrap();
     let reactivated = storage
-        .set_account_deactivated(came_back.account, None, now)
+        .set_account_status(came_back.account, AccountStatus::Active, now)
         .await
         .unwrap();
     assert_eq!(reactivated.status, AccountStatus::Active);
     assert_eq!(reactivated.deactivated_at, None);
     assert!(matches!(
         storage
-            .set_account_deactivated(Uuid::now_v7(), Some(now), now)
+            .set_account_status(Uuid::now_v7(), AccountStatus::Inactive, now)
             .await,
         Err(StorageError::NotFound { .. })
     ));
@@ -1125,7 +1137,7 @@ async fn deactivated_accounts_are_deleted_after_their_grace_period(
     for days in [45, 50, 55] {
         let shop = shop(&storage, 1).await;
         storage
-            .set_account_deactivated(shop.account, Some(days_ago(now, days)), now)
+            .set_account_status(shop.account, AccountStatus::Inactive, days_ago(now, days))
             .await
             .unwrap();
         doomed.push(shop.account);

@@ -42,7 +42,29 @@ pub async fn tick(
     if queued > 0 {
         tracing::info!(sync.queued = queued, "queued scheduled syncs");
     }
+    run_billing_calendar(storage, now).await?;
     Ok(Some(queued))
+}
+
+/// The billing calendar: credits reset on each account's reset date, and canceled
+/// subscriptions whose period ended move to the free plan. Both are idempotent, so a
+/// leader that changes mid-tick cannot apply them twice.
+pub async fn run_billing_calendar(
+    storage: &dyn Storage,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), storage::StorageError> {
+    let reset = storage.reset_due_credits(now).await?;
+    if reset > 0 {
+        tracing::info!(billing.reset = reset, "reset monthly credits");
+    }
+    let ended = storage.end_canceled_periods(now).await?;
+    if ended > 0 {
+        tracing::info!(
+            billing.downgraded = ended,
+            "moved accounts whose canceled plan ended to the free plan"
+        );
+    }
+    Ok(())
 }
 
 /// How often the leader runs the retention task. Old data has no urgency, so hourly is

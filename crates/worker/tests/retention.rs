@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use domain::{Attribute, ContentValue, JobKind, Platform, SourceProduct, SourceScope};
+use domain::{
+    AccountStatus, Attribute, ContentValue, JobKind, Platform, SourceProduct, SourceScope,
+};
 use storage::{ItemOutcome, ItemResult, NewJob, NewPublishLog, NewStore, NewUser, Storage};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -185,12 +187,12 @@ async fn a_pass_works_off_a_backlog_in_bounded_batches(storage: Arc<dyn Storage>
     }
     let gone = self::shop(&storage).await;
     storage
-        .set_account_deactivated(gone.account, Some(days_ago(40)), Utc::now())
+        .set_account_status(gone.account, AccountStatus::Inactive, days_ago(40))
         .await
         .unwrap();
     let grace = self::shop(&storage).await;
     storage
-        .set_account_deactivated(grace.account, Some(days_ago(10)), Utc::now())
+        .set_account_status(grace.account, AccountStatus::Inactive, days_ago(10))
         .await
         .unwrap();
     let ledger_before = storage.list_ledger(shop.account, 1000).await.unwrap();

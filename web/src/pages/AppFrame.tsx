@@ -23,6 +23,7 @@ const NAVIGATION = [
   { to: '/queue', label: 'Queue', end: false },
   { to: '/jobs', label: 'Completed', end: false },
   { to: '/stores', label: 'Stores', end: false },
+  { to: '/billing', label: 'Billing', end: false },
   { to: '/account', label: 'Account', end: false },
 ];
 

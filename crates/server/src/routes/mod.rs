@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod billing;
 pub mod catalog;
 pub mod health;
 pub mod jobs;
@@ -35,7 +36,8 @@ use crate::AppState;
         (name = "account", description = "The signed-in account"),
         (name = "catalog", description = "Stores, products and collections"),
         (name = "jobs", description = "Content optimization jobs, publishing and reverting"),
-        (name = "webhooks", description = "Deliveries from the store platforms"),
+        (name = "billing", description = "Plan, credits and usage history"),
+        (name = "webhooks", description = "Deliveries from the store platforms and billing systems"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -100,6 +102,10 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalog::sync_store, catalog::sync_status))
         .routes(routes!(catalog::get_sync_request))
         .routes(routes!(webhooks::woocommerce_webhook))
+        .routes(routes!(webhooks::wix_webhook))
+        .routes(routes!(billing::get_billing))
+        .routes(routes!(billing::billing_history))
+        .routes(routes!(billing::sync_credits))
         .routes(routes!(woocommerce_auth::start_authorization))
         .routes(routes!(woocommerce_auth::receive_keys))
         .routes(routes!(catalog::sync_history))

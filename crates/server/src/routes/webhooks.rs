@@ -148,3 +148,71 @@ pub async fn woocommerce_webhook(
     .await?;
     ack("queued")
 }
+
+/// How long a Wix delivery waits for its processing before it is answered anyway: Wix
+/// counts an answer after 1,250 ms as a failure (`../shared/reference/wix.md` §3.2).
+const WIX_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(800);
+
+/// Wix app lifecycle and billing webhooks (`AppInstalled`, `AppRemoved`,
+/// `PaidPlanPurchased`, `PaidPlanChanged`, `PaidPlanAutoRenewalCancelled`,
+/// `PlanConvertedToPaid`, `PlanReactivated`, `PlanTransferred`). The body is a JWS
+/// signed RS256 with the app's key (verified with `WIX_PUBLIC_KEY`). Each delivery is
+/// recorded once by instance, event type and operation time; a repeated one has no second
+/// effect, and an event older than the account's newest plan event does not roll the
+/// plan back. Unknown event types are answered 200 and logged.
+#[utoipa::path(post, path = "/api/webhooks/wix", tag = "webhooks",
+    request_body(content = String, content_type = "text/plain", description = "The signed token, as Wix sends it"),
+    responses(
+        (status = 200, description = "Applied, recorded, ignored or a repeated delivery", body = WebhookAck),
+        (status = 400, description = "Signed, but not the JSON Wix sends", body = ErrorBody),
+        (status = 401, description = "Not signed by the app's key, unsigned or expired", body = ErrorBody),
+        (status = 503, description = "WIX_PUBLIC_KEY is not configured", body = ErrorBody)))]
+pub async fn wix_webhook(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<WebhookAck>)> {
+    let Some(verifier) = &state.wix_webhooks else {
+        return Err(ApiError::Unavailable(
+            "Wix webhooks need WIX_APP_ID and WIX_PUBLIC_KEY".into(),
+        ));
+    };
+    let token = std::str::from_utf8(&body).map_err(|_| {
+        ApiError::unauthorized("invalid_signature", "the body is not a signed token")
+    })?;
+    let now = Utc::now();
+    let event = verifier.verify(token, now).map_err(|rejection| {
+        tracing::warn!(webhook.rejection = %rejection, "refused a Wix webhook");
+        match rejection {
+            billing::WebhookRejection::BadPayload(message) => ApiError::BadRequest {
+                code: "invalid_payload",
+                message,
+            },
+            billing::WebhookRejection::Expired => {
+                ApiError::unauthorized("expired_token", rejection.to_string())
+            }
+            other => ApiError::unauthorized("invalid_signature", other.to_string()),
+        }
+    })?;
+    match state.billing.record_wix_delivery(&event, now).await? {
+        // A delivery seen before: done, or being processed by the request that recorded
+        // it (or, if that one died, by the backlog sweep).
+        billing::Delivery::Duplicate | billing::Delivery::Unfinished => return ack("duplicate"),
+        billing::Delivery::New => {}
+    }
+    let billing = state.billing.clone();
+    let processing =
+        tokio::spawn(async move { billing.process_wix_event(&event, Utc::now()).await });
+    match tokio::time::timeout(WIX_ANSWER_WITHIN, processing).await {
+        Ok(Ok(Ok(result))) => ack(&result),
+        Ok(Ok(Err(err))) => {
+            // Recorded: the backlog sweep processes it again.
+            tracing::error!(error.cause = %err, "a recorded Wix webhook failed to apply");
+            ack("recorded")
+        }
+        Ok(Err(err)) => {
+            tracing::error!(error.cause = %err, "a recorded Wix webhook's processing stopped");
+            ack("recorded")
+        }
+        Err(_) => ack("recorded"),
+    }
+}

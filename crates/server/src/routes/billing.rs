@@ -1,0 +1,193 @@
+//! The billing page's API: plan, credits, how to upgrade, usage history, and the
+//! reconciliation the dashboard runs on load (the repair when a webhook was lost).
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use domain::BillingSource;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ApiQuery, ApiResult, ErrorBody};
+use crate::routes::account::{CreditsView, PlanView};
+use crate::AppState;
+
+/// How many history entries the billing overview carries.
+const OVERVIEW_HISTORY: i64 = 20;
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeView {
+    /// `wix` (open `url`, the Wix pricing page of this install), `stripe` (check out
+    /// through `POST /api/billing/checkout`) or `none` (plans are set by the operator).
+    pub kind: String,
+    pub url: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEntryView {
+    pub id: Uuid,
+    /// Credits added (positive) or taken (negative).
+    pub delta: i64,
+    /// `monthly_grant`, `plan_change`, `reserve`, `refund` or `adjustment`.
+    pub reason: String,
+    /// What the entry is about: a job, a billing event, a period.
+    pub reference: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryPageView {
+    pub items: Vec<LedgerEntryView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingView {
+    /// `none`, `wix` or `stripe`.
+    pub billing_source: String,
+    pub plan: PlanView,
+    /// Every plan, for the comparison on the billing page.
+    pub plans: Vec<PlanView>,
+    pub credits: CreditsView,
+    /// When the paid period ends (renewal, or the downgrade when canceled).
+    pub period_end: Option<DateTime<Utc>>,
+    /// Auto-renewal is off: the plan stays until `periodEnd`, then the account is free.
+    pub cancel_at_period_end: bool,
+    pub upgrade: UpgradeView,
+    /// The newest usage entries; read on with `GET /api/billing/history`.
+    pub history: HistoryPageView,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+}
+
+fn plan_view(plan: &domain::Plan) -> PlanView {
+    PlanView {
+        id: plan.id.clone(),
+        name: plan.name.clone(),
+        price_monthly_cents: plan.price_monthly_cents,
+        monthly_credits: plan.monthly_credits,
+    }
+}
+
+fn entry_view(entry: domain::LedgerEntry) -> LedgerEntryView {
+    LedgerEntryView {
+        id: entry.id,
+        delta: entry.delta,
+        reason: entry.reason.as_str().to_owned(),
+        reference: entry.reference,
+        created_at: entry.created_at,
+    }
+}
+
+fn credits_view(account: &domain::Account) -> CreditsView {
+    let credits = account.credits();
+    CreditsView {
+        total: credits.total,
+        used: credits.used,
+        remaining: credits.remaining(),
+        resets_on: credits.resets_on,
+    }
+}
+
+async fn billing_view(state: &AppState, account_id: Uuid) -> ApiResult<BillingView> {
+    let overview = state.billing.overview(account_id, OVERVIEW_HISTORY).await?;
+    let upgrade = match overview.upgrade {
+        billing::UpgradeOffer::Wix { url } => UpgradeView {
+            kind: "wix".into(),
+            url: Some(url),
+        },
+        billing::UpgradeOffer::Stripe => UpgradeView {
+            kind: "stripe".into(),
+            url: None,
+        },
+        billing::UpgradeOffer::None => UpgradeView {
+            kind: "none".into(),
+            url: None,
+        },
+    };
+    Ok(BillingView {
+        billing_source: overview.account.billing_source.as_str().into(),
+        plan: plan_view(&overview.plan),
+        plans: overview.plans.iter().map(plan_view).collect(),
+        credits: credits_view(&overview.account),
+        period_end: overview.account.period_end,
+        cancel_at_period_end: overview.account.cancel_at_period_end,
+        upgrade,
+        history: HistoryPageView {
+            items: overview.history.into_iter().map(entry_view).collect(),
+            next_cursor: overview.history_cursor,
+        },
+    })
+}
+
+/// The account's plan, credits, how to upgrade, and its newest usage.
+#[utoipa::path(get, path = "/api/billing", tag = "billing",
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses((status = 200, body = BillingView), (status = 401, body = ErrorBody)))]
+pub async fn get_billing(
+    State(state): State<AppState>,
+    caller: Authenticated,
+) -> ApiResult<Json<BillingView>> {
+    Ok(Json(billing_view(&state, caller.account_id).await?))
+}
+
+/// The account's credit ledger, newest first: grants, plan changes, job reservations and
+/// refunds.
+#[utoipa::path(get, path = "/api/billing/history", tag = "billing", params(HistoryParams),
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses((status = 200, body = HistoryPageView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn billing_history(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiQuery(params): ApiQuery<HistoryParams>,
+) -> ApiResult<Json<HistoryPageView>> {
+    let limit = params.limit.unwrap_or(20).clamp(1, 100);
+    let page = state
+        .storage
+        .ledger_page(caller.account_id, params.cursor.as_deref(), limit)
+        .await
+        .map_err(|err| match err {
+            storage::StorageError::InvalidState(message) => ApiError::field("cursor", message),
+            other => other.into(),
+        })?;
+    Ok(Json(HistoryPageView {
+        items: page.entries.into_iter().map(entry_view).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Reads the plan from the billing system and corrects the account (Wix accounts: the app
+/// instance API). Accounts no billing system bills are answered as they are.
+#[utoipa::path(post, path = "/api/billing/sync-credits", tag = "billing",
+    security(("bearer" = []), ("wixInstance" = [])),
+    responses((status = 200, description = "The billing after the correction", body = BillingView),
+        (status = 401, body = ErrorBody),
+        (status = 502, description = "The billing system could not be read", body = ErrorBody)))]
+pub async fn sync_credits(
+    State(state): State<AppState>,
+    caller: Authenticated,
+) -> ApiResult<Json<BillingView>> {
+    let account = state.storage.get_account(caller.account_id).await?;
+    if account.billing_source == BillingSource::Wix && state.billing.config().wix.is_some() {
+        state
+            .billing
+            .sync_wix_credits(caller.account_id, Utc::now())
+            .await?;
+    }
+    Ok(Json(billing_view(&state, caller.account_id).await?))
+}

@@ -1,0 +1,73 @@
+//! Runs the fake Wix APIs (OAuth, app instance, Stores) for tests written outside Rust (the
+//! dashboard's browser tests). Prints one JSON line with its base URL and the app's id and
+//! secret, then takes one JSON command per line on standard input, answering each with one
+//! JSON line:
+//! - `{"op": "add", "instanceId": "…"}` installs the app on a site (free plan);
+//! - `{"op": "plan", "instanceId": "…", "packageName": "scale-monthly" | null,
+//!   "autoRenewing": true}` sets the site's paid plan (null: free), as the app instance
+//!   API will report it.
+
+use chrono::{Duration, Utc};
+use serde::Deserialize;
+use testkit::wix_api::{CatalogVersion, FakeWix, PaidPlan};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+enum Command {
+    #[serde(rename_all = "camelCase")]
+    Add { instance_id: String },
+    #[serde(rename_all = "camelCase")]
+    Plan {
+        instance_id: String,
+        package_name: Option<String>,
+        #[serde(default = "renews")]
+        auto_renewing: bool,
+    },
+}
+
+fn renews() -> bool {
+    true
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let fake = FakeWix::start().await;
+    println!(
+        "{}",
+        serde_json::json!({
+            "baseUrl": fake.base_url,
+            "appId": fake.app_id,
+            "appSecret": fake.app_secret,
+        })
+    );
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let answer = match serde_json::from_str::<Command>(&line) {
+            Ok(Command::Add { instance_id }) => {
+                fake.add_instance(&instance_id, CatalogVersion::V3Catalog);
+                serde_json::json!({"ok": true})
+            }
+            Ok(Command::Plan {
+                instance_id,
+                package_name,
+                auto_renewing,
+            }) => {
+                fake.set_plan(
+                    &instance_id,
+                    package_name.map(|package_name| PaidPlan {
+                        package_name,
+                        billing_cycle: "MONTHLY".into(),
+                        auto_renewing,
+                        time_stamp: Utc::now(),
+                        expiration_date: Some(Utc::now() + Duration::days(30)),
+                        invoice_id: "inv-e2e".into(),
+                    }),
+                );
+                serde_json::json!({"ok": true})
+            }
+            Err(err) => serde_json::json!({"ok": false, "error": err.to_string()}),
+        };
+        println!("{answer}");
+    }
+}
