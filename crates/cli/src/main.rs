@@ -1,8 +1,9 @@
 //! `optimizer`: one binary for every role. `serve` runs the API, the dashboard and (unless
 //! `--no-worker`) the background work; `worker` runs only the background work, so several
-//! worker processes can share one PostgreSQL; `migrate` applies database migrations.
+//! worker processes can share one PostgreSQL; `migrate` applies database migrations;
+//! `import`, `export` and `account` are operator tools working directly on the database.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,6 +63,25 @@ enum Command {
         /// Where to write the CSV (standard output if omitted).
         #[arg(long, short)]
         output: Option<PathBuf>,
+    },
+    /// Operator actions on accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Delete an account and everything it owns: users, sessions, stores and their
+    /// credentials, catalog, syncs, jobs, publish logs and credit ledger. Cannot be undone.
+    Delete {
+        /// The account's id.
+        id: uuid::Uuid,
+        /// Delete without asking; otherwise the command asks on standard input and deletes
+        /// only after the answer `yes`.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -127,7 +147,13 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
                 .context("starting the worker")?;
             let shutdown = shutdown_on_signal();
             tracing::info!("worker started");
-            worker::run_background(state.sync_worker(), state.job_engine(), shutdown).await;
+            worker::run_background(
+                state.sync_worker(),
+                state.job_engine(),
+                state.retention_policy(),
+                shutdown,
+            )
+            .await;
             Ok(())
         }
         Command::Import { store, file } => {
@@ -185,6 +211,34 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Account {
+            command: AccountCommand::Delete { id, yes },
+        } => {
+            let storage = connect(&settings).await?;
+            let account = storage
+                .get_account(id)
+                .await
+                .context("finding the account")?;
+            if !yes && !confirm_deletion(&account)? {
+                anyhow::bail!(
+                    "account {id} was not deleted: answer `yes` to confirm, or pass --yes"
+                );
+            }
+            let deletion = storage
+                .delete_account(id)
+                .await
+                .context("deleting the account")?;
+            println!(
+                "deleted account {} ({:?}): {} rows",
+                deletion.account_id,
+                deletion.account_name,
+                deletion.total()
+            );
+            for (table, count) in &deletion.rows {
+                println!("  {table}: {count}");
+            }
+            Ok(())
+        }
         Command::Migrate => {
             let url = settings.resolved_database_url();
             storage::connect(&url, 1)
@@ -194,6 +248,23 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Asks on standard input whether to delete `account`; only the answer `yes` confirms, so
+/// a closed or non-interactive input refuses.
+fn confirm_deletion(account: &domain::Account) -> anyhow::Result<bool> {
+    eprint!(
+        "Delete account {} ({:?}) and all its data? This cannot be undone. Type `yes` to confirm: ",
+        account.id, account.name
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !answer.ends_with('\n') {
+        // The input closed without an answer: end the prompt's line before the refusal.
+        eprintln!();
+    }
+    Ok(answer.trim() == "yes")
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn storage::Storage>> {
@@ -249,6 +320,7 @@ async fn serve(mut settings: Settings, with_worker: bool, demo: bool) -> anyhow:
         tokio::spawn(worker::run_background(
             state.sync_worker(),
             state.job_engine(),
+            state.retention_policy(),
             shutdown.clone(),
         ))
     });

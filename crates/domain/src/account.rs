@@ -72,6 +72,9 @@ pub struct Account {
     pub credits_reset_on: NaiveDate,
     pub period_end: Option<DateTime<Utc>>,
     pub cancel_at_period_end: bool,
+    /// When the account became inactive (the app was removed); its data is
+    /// deleted once this is older than the configured grace period. `None` while active.
+    pub deactivated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 

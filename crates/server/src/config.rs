@@ -60,6 +60,10 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { env: "OPTIMIZER_JOB_RETRY_BASE_MS", key: "job_retry_base_ms", default: "2000", description: "Wait after an item's first retryable failure; each further failure doubles it (with jitter, up to 5 minutes, never sooner than the provider's Retry-After)." },
     SettingDoc { env: "OPTIMIZER_PROVIDER_RATE_LIMIT_PER_MINUTE", key: "provider_rate_limit_per_minute", default: "0 (no cap; 429s still slow it down)", description: "AI provider calls per minute per worker process; halves on a 429 and grows back." },
     SettingDoc { env: "OPTIMIZER_MAX_PRODUCTS_PER_JOB", key: "max_products_per_job", default: "5000", description: "Largest selection one job accepts." },
+    SettingDoc { env: "OPTIMIZER_RETENTION_COMPLETED_JOBS_DAYS", key: "retention_completed_jobs_days", default: "90", description: "Done and canceled jobs (with their items) are deleted this many days after they finished; a job with a published, unreverted item is kept while its publish log is. `0` keeps them forever." },
+    SettingDoc { env: "OPTIMIZER_RETENTION_FAILED_JOBS_DAYS", key: "retention_failed_jobs_days", default: "30", description: "Failed jobs (every item failed) are deleted this many days after they finished. `0` keeps them forever." },
+    SettingDoc { env: "OPTIMIZER_RETENTION_PUBLISH_LOGS_DAYS", key: "retention_publish_logs_days", default: "365", description: "Publish logs (the audit record of every write to a store, needed to revert) are deleted this many days after the write. `0` keeps them forever." },
+    SettingDoc { env: "OPTIMIZER_ACCOUNT_DELETION_GRACE_DAYS", key: "account_deletion_grace_days", default: "30", description: "An account marked inactive (the app was removed) is deleted with all its data this many days later. `0` never deletes automatically." },
     SettingDoc { env: "OPTIMIZER_PLAN_ALIASES", key: "plan_aliases", default: "(none)", description: "Comma-separated `name=plan` pairs naming our plan for a billing system's plan name (a Wix `vendorProductId`). Names like `starter`, `Starter-Plan`, `starter-monthly`, `starter-yearly` are understood without it; an unknown plan falls back to free, with a warning." },
     SettingDoc { env: "-", key: "[[plans]]", default: "free 0/200, starter 900/1000, pro 1900/5000, scale 4900/25000", description: "TOML only: plan `id`, `name`, `price_monthly_cents`, `monthly_credits`, replacing the built-in plan of the same id." },
 ];
@@ -144,6 +148,28 @@ pub struct Settings {
     /// Billing-system plan names → plan ids.
     pub plan_aliases: std::collections::HashMap<String, String>,
     pub jobs: JobSettings,
+    pub retention: RetentionSettings,
+}
+
+/// How long data is kept, in days; `0` switches that deletion off. The scheduler's leader
+/// applies them (see `worker::retention`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionSettings {
+    pub completed_jobs_days: u32,
+    pub failed_jobs_days: u32,
+    pub publish_logs_days: u32,
+    pub account_deletion_grace_days: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            completed_jobs_days: 90,
+            failed_jobs_days: 30,
+            publish_logs_days: 365,
+            account_deletion_grace_days: 30,
+        }
+    }
 }
 
 /// Which AI provider writes content.
@@ -217,6 +243,7 @@ impl Default for Settings {
             plans: default_plans(),
             plan_aliases: Default::default(),
             jobs: JobSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -266,6 +293,10 @@ struct FileSettings {
     job_retry_base_ms: Option<u64>,
     provider_rate_limit_per_minute: Option<u32>,
     max_products_per_job: Option<usize>,
+    retention_completed_jobs_days: Option<u32>,
+    retention_failed_jobs_days: Option<u32>,
+    retention_publish_logs_days: Option<u32>,
+    account_deletion_grace_days: Option<u32>,
 }
 
 impl Settings {
@@ -450,6 +481,34 @@ impl Settings {
             .max(1),
         };
 
+        let retention_defaults = RetentionSettings::default();
+        let retention = RetentionSettings {
+            completed_jobs_days: parse_or(
+                "OPTIMIZER_RETENTION_COMPLETED_JOBS_DAYS",
+                env("OPTIMIZER_RETENTION_COMPLETED_JOBS_DAYS"),
+                file.retention_completed_jobs_days,
+                retention_defaults.completed_jobs_days,
+            )?,
+            failed_jobs_days: parse_or(
+                "OPTIMIZER_RETENTION_FAILED_JOBS_DAYS",
+                env("OPTIMIZER_RETENTION_FAILED_JOBS_DAYS"),
+                file.retention_failed_jobs_days,
+                retention_defaults.failed_jobs_days,
+            )?,
+            publish_logs_days: parse_or(
+                "OPTIMIZER_RETENTION_PUBLISH_LOGS_DAYS",
+                env("OPTIMIZER_RETENTION_PUBLISH_LOGS_DAYS"),
+                file.retention_publish_logs_days,
+                retention_defaults.publish_logs_days,
+            )?,
+            account_deletion_grace_days: parse_or(
+                "OPTIMIZER_ACCOUNT_DELETION_GRACE_DAYS",
+                env("OPTIMIZER_ACCOUNT_DELETION_GRACE_DAYS"),
+                file.account_deletion_grace_days,
+                retention_defaults.account_deletion_grace_days,
+            )?,
+        };
+
         let settings = Settings {
             environment,
             host: env("OPTIMIZER_HOST").or(file.host).unwrap_or(defaults.host),
@@ -545,6 +604,7 @@ impl Settings {
             plans,
             plan_aliases,
             jobs,
+            retention,
         };
         Ok(settings)
     }
@@ -754,6 +814,45 @@ mod tests {
             !format!("{complete:?}").contains("\"s\""),
             "secrets must not print"
         );
+    }
+
+    #[test]
+    fn retention_windows_come_from_file_and_environment() {
+        assert_eq!(
+            load(&[], None).unwrap().retention,
+            RetentionSettings::default()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optimizer.toml");
+        std::fs::write(
+            &path,
+            "retention_completed_jobs_days = 120\naccount_deletion_grace_days = 0\n",
+        )
+        .unwrap();
+        let settings = load(
+            &[
+                ("OPTIMIZER_RETENTION_FAILED_JOBS_DAYS", "7"),
+                ("OPTIMIZER_RETENTION_PUBLISH_LOGS_DAYS", "730"),
+            ],
+            Some(&path),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.retention,
+            RetentionSettings {
+                completed_jobs_days: 120,
+                failed_jobs_days: 7,
+                publish_logs_days: 730,
+                account_deletion_grace_days: 0,
+            }
+        );
+        assert!(matches!(
+            load(&[("OPTIMIZER_ACCOUNT_DELETION_GRACE_DAYS", "-1")], None),
+            Err(ConfigError::Invalid {
+                name: "OPTIMIZER_ACCOUNT_DELETION_GRACE_DAYS",
+                ..
+            })
+        ));
     }
 
     #[test]

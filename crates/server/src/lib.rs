@@ -207,6 +207,17 @@ impl AppState {
         worker::engine::JobEngine::new(self.storage.clone(), processor, config)
     }
 
+    /// What the scheduler's retention task deletes and when, as the settings configure it.
+    pub fn retention_policy(&self) -> worker::retention::RetentionPolicy {
+        let retention = &self.settings.retention;
+        worker::retention::RetentionPolicy::from_days(
+            retention.completed_jobs_days,
+            retention.failed_jobs_days,
+            retention.publish_logs_days,
+            retention.account_deletion_grace_days,
+        )
+    }
+
     /// Publishes and reverts job results through the store connectors.
     pub fn publisher(&self) -> worker::publish::Publisher {
         worker::publish::Publisher {

@@ -1032,16 +1032,26 @@ macro_rules! impl_job_storage {
                     return Err($crate::StorageError::InvalidState("the job has no failed items".into()));
                 }
                 let round = job.retry_rounds + 1;
-                let retried = sqlx::query(
+                // Failed items another transaction holds (an account deletion or retention
+                // removing them) are skipped, not waited for: that transaction takes this
+                // job's row next, which this one holds.
+                let retried = sqlx::query(&format!(
                     "UPDATE job_items SET status = 'pending', attempts = 0, charge = charge + 1, \
                      next_attempt_at = $2, error_code = NULL, error_message = NULL, finished_at = NULL, \
-                     updated_at = $2 WHERE job_id = $1 AND status = 'failed'",
-                )
+                     updated_at = $2 \
+                     WHERE id IN (SELECT id FROM job_items WHERE job_id = $1 AND status = 'failed'{})",
+                    $skip_locked
+                ))
                 .bind(&job_text)
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected() as i64;
+                if retried == 0 {
+                    return Err($crate::StorageError::InvalidState(
+                        "the job's failed items are being changed; try again".into(),
+                    ));
+                }
                 let cost = retried * job.credits_per_item;
                 Self::reserve_credits(&mut tx, &account, cost, &format!("retry:{job_text}:{round}"), now_ms)
                     .await?;

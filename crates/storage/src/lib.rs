@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 pub mod billing;
 pub mod jobs;
+pub mod lifecycle;
 mod postgres;
 mod rows;
 mod shared;
@@ -30,6 +31,9 @@ pub use billing::{
 pub use jobs::{
     ClaimedItem, FinishReport, ItemClaim, ItemOutcome, ItemPage, ItemQuery, ItemResult, Job,
     JobItem, JobPage, JobQuery, JobStorage, NewJob, NewPublishLog, PublishLog, RecoveryReport,
+};
+pub use lifecycle::{
+    AccountDeletion, LifecycleStorage, PurgedJobs, RetentionCutoffs, MAX_RETENTION_BATCH,
 };
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
@@ -392,7 +396,7 @@ pub struct WooAuthorization {
 /// tenant data takes the owning account id and filters by it: a caller cannot reach
 /// another account's rows by guessing ids.
 #[async_trait]
-pub trait Storage: JobStorage + BillingStorage + Send + Sync + 'static {
+pub trait Storage: JobStorage + BillingStorage + LifecycleStorage + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations. Safe to run from several processes at once.

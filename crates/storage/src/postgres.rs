@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use crate::billing::impl_billing_storage;
 use crate::jobs::{impl_job_storage, wake_all};
+use crate::lifecycle::impl_lifecycle_storage;
 use crate::shared::impl_storage;
 use crate::{Backend, Result};
 
@@ -204,3 +205,11 @@ impl_job_storage!(
     " FOR UPDATE"
 );
 impl_billing_storage!(PostgresStorage, Postgres, " FOR UPDATE");
+// Retention skips jobs another transaction holds (a retry about to run them again) and
+// locks the items it deletes.
+impl_lifecycle_storage!(
+    PostgresStorage,
+    Postgres,
+    " FOR UPDATE SKIP LOCKED",
+    " FOR UPDATE"
+);

@@ -63,7 +63,7 @@ impl From<PlanRow> for Plan {
 }
 
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, name, plan_id, billing_source, status, \
-    credits_total, credits_used, credits_reset_on, period_end, cancel_at_period_end, created_at";
+    credits_total, credits_used, credits_reset_on, period_end, cancel_at_period_end, deactivated_at, created_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AccountRow {
@@ -77,6 +77,7 @@ pub(crate) struct AccountRow {
     pub credits_reset_on: String,
     pub period_end: Option<i64>,
     pub cancel_at_period_end: bool,
+    pub deactivated_at: Option<i64>,
     pub created_at: i64,
 }
 
@@ -98,6 +99,7 @@ impl TryFrom<AccountRow> for Account {
             credits_reset_on: date(&row.credits_reset_on)?,
             period_end: row.period_end.map(instant).transpose()?,
             cancel_at_period_end: row.cancel_at_period_end,
+            deactivated_at: row.deactivated_at.map(instant).transpose()?,
             created_at: instant(row.created_at)?,
         })
     }

@@ -115,6 +115,7 @@ macro_rules! impl_storage {
                     credits_reset_on: domain::next_reset_date(now.date_naive()),
                     period_end: None,
                     cancel_at_period_end: false,
+                    deactivated_at: None,
                     created_at: chrono::DateTime::from_timestamp_millis(now.timestamp_millis())
                         .unwrap_or(now),
                 };

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 use crate::billing::impl_billing_storage;
 use crate::jobs::impl_job_storage;
+use crate::lifecycle::impl_lifecycle_storage;
 use crate::shared::impl_storage;
 use crate::{Backend, Result};
 
@@ -119,3 +120,4 @@ impl_storage!(SqliteStorage, Sqlite, Backend::Sqlite);
 // One writer at a time: `BEGIN IMMEDIATE` already serializes claims, nothing to skip.
 impl_job_storage!(SqliteStorage, Sqlite, "", "");
 impl_billing_storage!(SqliteStorage, Sqlite, "");
+impl_lifecycle_storage!(SqliteStorage, Sqlite, "", "");

@@ -1,10 +1,12 @@
 //! Background work. Everything here runs identically inside `optimizer serve` (unless
 //! `--no-worker`) and in `optimizer worker` processes, and stops promptly when the shared
 //! shutdown token is cancelled: maintenance, the job engine ([`engine`]), the catalog sync
-//! queue ([`sync`]) and the scheduler ([`scheduler`]).
+//! queue ([`sync`]) and the scheduler ([`scheduler`]), which also runs the retention task
+//! ([`retention`]).
 
 pub mod engine;
 pub mod publish;
+pub mod retention;
 pub mod scheduler;
 pub mod sync;
 pub mod text;
@@ -17,11 +19,12 @@ use storage::Storage;
 use tokio_util::sync::CancellationToken;
 
 /// Runs every background task of a process until `shutdown`: maintenance, the job
-/// engine, the catalog sync queue and the scheduler (which acts only while this process
-/// leads).
+/// engine, the catalog sync queue and the scheduler (which acts, retention included, only
+/// while this process leads).
 pub async fn run_background(
     sync: sync::SyncWorker,
     engine: engine::JobEngine,
+    retention: retention::RetentionPolicy,
     shutdown: CancellationToken,
 ) {
     let holder = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4());
@@ -34,6 +37,7 @@ pub async fn run_background(
             holder,
             scheduler::SCHEDULED_SYNC_INTERVAL,
             scheduler::SCHEDULER_TICK,
+            retention,
             sync.wake.clone(),
             shutdown.clone(),
         ),

@@ -1,13 +1,16 @@
 //! The scheduler: periodic tasks that must run once across all processes (every
 //! `optimizer serve` and `optimizer worker` against one database). Each tick, the process
 //! holding the leadership (a PostgreSQL advisory lock, or a lease row on SQLite) queues the
-//! due work; the others wait, and take over if the leader goes away.
+//! due work and, every [`RETENTION_INTERVAL`], runs the retention task
+//! ([`crate::retention`]); the others wait, and take over if the leader goes away.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use storage::Storage;
+
+use crate::retention::{run_retention, RetentionPolicy, RetentionReport};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +67,27 @@ pub async fn run_billing_calendar(
     Ok(())
 }
 
+/// How often the leader runs the retention task. Old data has no urgency, so hourly is
+/// plenty; a pass that left a backlog is followed by another at the next tick.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60 * 60);
+
+/// If this process leads, one retention pass; `None` when another process leads.
+pub async fn retention_tick(
+    storage: &dyn Storage,
+    holder: &str,
+    policy: &RetentionPolicy,
+) -> Result<Option<RetentionReport>, storage::StorageError> {
+    let now = Utc::now();
+    let ttl = chrono::Duration::from_std(SCHEDULER_TICK * 4).unwrap_or_default();
+    if !storage
+        .try_lead(SCHEDULER_LEADERSHIP, holder, ttl, now)
+        .await?
+    {
+        return Ok(None);
+    }
+    run_retention(storage, policy, now).await.map(Some)
+}
+
 /// Runs the scheduler every `tick_every` until `shutdown`, then gives up the leadership so
 /// another process takes over at once.
 pub async fn run_scheduler(
@@ -71,14 +95,34 @@ pub async fn run_scheduler(
     holder: String,
     interval: Duration,
     tick_every: Duration,
+    retention: RetentionPolicy,
     wake_sync: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
+    // A process that becomes leader runs retention at once: passes are idempotent, and
+    // the previous leader's schedule is not known here.
+    let mut retention_due = tokio::time::Instant::now();
     loop {
         match tick(storage.as_ref(), &holder, interval).await {
             Ok(Some(queued)) if queued > 0 => wake_sync.notify_waiters(),
             Ok(_) => {}
             Err(err) => tracing::error!(error.cause = %err, "scheduler tick failed; retrying"),
+        }
+        if tokio::time::Instant::now() >= retention_due {
+            // Cancelling mid-pass drops the open batch's transaction, which rolls it back.
+            let pass = tokio::select! {
+                () = shutdown.cancelled() => break,
+                pass = retention_tick(storage.as_ref(), &holder, &retention) => pass,
+            };
+            match pass {
+                Ok(Some(report)) if report.complete => {
+                    retention_due = tokio::time::Instant::now() + RETENTION_INTERVAL;
+                }
+                // A backlog remains, or another process leads (and this one may lead
+                // later): look again at the next tick.
+                Ok(_) => {}
+                Err(err) => tracing::error!(error.cause = %err, "retention failed; retrying"),
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => break,
