@@ -12,9 +12,14 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
 enum Command {
-    Endpoint { url: String, secret: String },
+    Endpoint {
+        url: String,
+        secret: String,
+    },
     #[serde(rename_all = "camelCase")]
-    Complete { session_id: String },
+    Complete {
+        session_id: String,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
