@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::BillingError;
 
+/// The entity of Stores V3 product events (`../shared/reference/wix.md` §3.4).
+pub const CATALOG_PRODUCT_ENTITY: &str = "wix.stores.catalog.v3.product";
+
 /// Why a delivery was refused. Every variant answers 401 or 400 and changes nothing.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WebhookRejection {
@@ -236,15 +239,28 @@ impl WixEvent {
         self.instant("expiresOn")
     }
 
-    /// What makes two deliveries the same delivery (§3.2): instance, event type and
-    /// operation time. Events without an operation time (install, removal) use the
-    /// token's `iat`, else a digest of the payload.
+    /// What makes two deliveries the same delivery (§3.2): a domain event's own `id`;
+    /// for app events, instance, event type and operation time. Events without an
+    /// operation time (install, removal) use the token's `iat`, else a digest of the
+    /// payload.
     pub fn dedupe_key(&self) -> String {
+        if let (Some(_), Some(id)) = (self.text("entityFqdn"), self.text("id")) {
+            return format!("{}:{}:event:{id}", self.instance_id, self.event_type);
+        }
         let moment = match (self.text("operationTimeStamp"), self.issued_at) {
             (Some(stamp), _) => stamp.to_owned(),
             (None, Some(iat)) => format!("iat:{iat}"),
             (None, None) => hex::encode(Sha256::digest(self.envelope.as_bytes())),
         };
         format!("{}:{}:{moment}", self.instance_id, self.event_type)
+    }
+
+    /// The product a Stores catalog domain event is about (§3.4: `entityFqdn`
+    /// `wix.stores.catalog.v3.product`, `entityId` the product id), for created, updated
+    /// and deleted products alike: each becomes a sync of that one product.
+    pub fn catalog_product_id(&self) -> Option<&str> {
+        (self.text("entityFqdn") == Some(CATALOG_PRODUCT_ENTITY))
+            .then(|| self.text("entityId"))
+            .flatten()
     }
 }

@@ -157,3 +157,45 @@ fn unknown_event_types_decode_as_other() {
     assert_eq!(event.kind, WixEventKind::Other("SomethingNew".into()));
     assert!(event.dedupe_key().starts_with("i-1:SomethingNew:iat:"));
 }
+
+#[test]
+fn product_domain_events_name_their_product_and_dedupe_by_event_id() {
+    let payload = json!({
+        "id": "0a1b2c3d-evt",
+        "entityFqdn": "wix.stores.catalog.v3.product",
+        "slug": "updated",
+        "entityId": "prod-42",
+        "eventTime": "2026-12-03T07:00:00.000Z",
+        "updatedEvent": {"currentEntity": {"id": "prod-42"}},
+    });
+    let event = verifier()
+        .verify(
+            &webhook_body("i-1", "wix.stores.catalog.v3.product_updated", &payload),
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(event.catalog_product_id(), Some("prod-42"));
+    assert_eq!(
+        event.dedupe_key(),
+        "i-1:wix.stores.catalog.v3.product_updated:event:0a1b2c3d-evt"
+    );
+    // Another entity, or an app event, names no product.
+    let category = verifier()
+        .verify(
+            &webhook_body(
+                "i-1",
+                "wix.categories.v1.category_updated",
+                &json!({"id": "e", "entityFqdn": "wix.categories.v1.category", "entityId": "c"}),
+            ),
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(category.catalog_product_id(), None);
+    let install = verifier()
+        .verify(
+            &webhook_body("i-1", "AppInstalled", &json!({"appId": "a"})),
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(install.catalog_product_id(), None);
+}

@@ -1,7 +1,8 @@
 //! Billing over HTTP on both backends: the Wix story (install → purchase → upgrade →
 //! cancel → period end → free) through signed webhooks with the credits checked at every
 //! step, repeated and late deliveries, refused tokens, reconciliation from the fake Wix
-//! instance API, the monthly reset, and the usage history.
+//! instance API, the monthly reset, and the usage history; and the Stores product events
+//! the same Wix endpoint receives.
 
 mod common;
 
@@ -23,6 +24,7 @@ api_tests!(
     credits_reset_monthly_and_the_history_pages,
     the_stripe_plan_story_keeps_credits_right_at_every_step,
     stripe_refusals_and_reconciliation,
+    wix_product_events_sync_that_product,
 );
 
 /// The vendor product id the operator mapped to `pro` (`OPTIMIZER_PLAN_ALIASES`).
@@ -1018,4 +1020,73 @@ async fn stripe_refusals_and_reconciliation(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(common::error_code(response, 400).await, "not_applicable");
+}
+
+async fn wix_product_events_sync_that_product(engine: Engine) {
+    let Some(shop) = shop(engine).await else {
+        return;
+    };
+    let site = "6c7d8e9f-0a1b-4c2d-9e3f-5a6b7c8d9e0f";
+    shop.add_site(site);
+    let instance = shop.instance(site);
+    let stores = shop.call(site, Method::GET, "/api/stores", None).await.1;
+    let store = stores["stores"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = shop
+        .call(
+            site,
+            Method::POST,
+            &format!("/api/stores/{store}/sync"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    shop.server
+        .wait_for_syncs(&store, ("x-wix-instance", instance.as_str()))
+        .await;
+    let product_id = shop.wix.product_ids(site)[0].clone();
+    shop.wix.edit_in_dashboard(site, &product_id, |product| {
+        product["name"] = json!("Renamed in the Wix dashboard");
+    });
+    let event = json!({
+        "id": "5f0e1d2c-3b4a-4968-8776-655443322110",
+        "entityFqdn": "wix.stores.catalog.v3.product",
+        "slug": "updated",
+        "entityId": product_id,
+        "eventTime": iso(Utc::now()),
+        "updatedEvent": {"currentEntity": {"id": product_id}},
+    });
+    assert_eq!(
+        shop.event(site, "wix.stores.catalog.v3.product_updated", event.clone())
+            .await,
+        "queued"
+    );
+    shop.server
+        .wait_for_syncs(&store, ("x-wix-instance", instance.as_str()))
+        .await;
+    let found = shop
+        .call(
+            site,
+            Method::GET,
+            &format!("/api/products?storeId={store}&q=Renamed"),
+            None,
+        )
+        .await
+        .1;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["items"][0]["title"], "Renamed in the Wix dashboard");
+    // The same event again is a repeat, and the backlog sweep leaves it alone.
+    assert_eq!(
+        shop.event(site, "wix.stores.catalog.v3.product_updated", event)
+            .await,
+        "duplicate"
+    );
+    assert_eq!(
+        shop.server
+            .state
+            .billing
+            .process_wix_backlog(Utc::now() + Duration::minutes(5), Duration::minutes(1))
+            .await
+            .unwrap(),
+        0
+    );
 }

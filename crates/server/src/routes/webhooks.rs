@@ -149,11 +149,61 @@ pub async fn woocommerce_webhook(
     ack("queued")
 }
 
+/// A Stores product was created, updated or deleted on the site: one sync of that
+/// product brings it in (or removes it), recorded once by the event's id.
+async fn wix_product_event(
+    state: &AppState,
+    event: &billing::WixEvent,
+    product_id: &str,
+) -> ApiResult<(StatusCode, Json<WebhookAck>)> {
+    let store = state
+        .storage
+        .provision_wix_instance(&event.instance_id, Utc::now())
+        .await?
+        .store;
+    let first = state
+        .storage
+        .record_webhook_event(
+            NewWebhookEvent {
+                provider: billing::service::WIX_PROVIDER.into(),
+                dedupe_key: event.dedupe_key(),
+                event_type: event.event_type.clone(),
+                account_id: Some(store.account_id),
+                payload: event.envelope.clone(),
+            },
+            Utc::now(),
+        )
+        .await?;
+    if !first {
+        return ack("duplicate");
+    }
+    queue_sync(
+        state,
+        &store,
+        SyncKind::Single,
+        "webhook",
+        Some(product_id.to_owned()),
+    )
+    .await?;
+    state
+        .storage
+        .finish_webhook_event(
+            billing::service::WIX_PROVIDER,
+            &event.dedupe_key(),
+            Some(store.account_id),
+            "queued",
+            Utc::now(),
+        )
+        .await?;
+    ack("queued")
+}
+
 /// How long a Wix delivery waits for its processing before it is answered anyway: Wix
 /// counts an answer after 1,250 ms as a failure (`../shared/reference/wix.md` §3.2).
 const WIX_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(800);
 
-/// Wix app lifecycle and billing webhooks (`AppInstalled`, `AppRemoved`,
+/// Wix webhooks: Stores product events (`wix.stores.catalog.v3.product_created`,
+/// `_updated`, `_deleted`) queue a sync of that product; app lifecycle and billing events (`AppInstalled`, `AppRemoved`,
 /// `PaidPlanPurchased`, `PaidPlanChanged`, `PaidPlanAutoRenewalCancelled`,
 /// `PlanConvertedToPaid`, `PlanReactivated`, `PlanTransferred`). The body is a JWS
 /// signed RS256 with the app's key (verified with `WIX_PUBLIC_KEY`). Each delivery is
@@ -193,6 +243,9 @@ pub async fn wix_webhook(
             other => ApiError::unauthorized("invalid_signature", other.to_string()),
         }
     })?;
+    if let Some(product_id) = event.catalog_product_id() {
+        return wix_product_event(&state, &event, product_id).await;
+    }
     match state.billing.record_wix_delivery(&event, now).await? {
         // A delivery seen before: done, or being processed by the request that recorded
         // it (or, if that one died, by the backlog sweep).
