@@ -408,13 +408,18 @@ macro_rules! impl_job_storage {
                 .await?
                 .rows_affected();
                 if taken == 0 {
-                    let (total, used): (i64, i64) = sqlx::query_as(
-                        "SELECT credits_total, credits_used FROM accounts WHERE id = $1",
+                    let (total, used, status): (i64, i64, String) = sqlx::query_as(
+                        "SELECT credits_total, credits_used, status FROM accounts WHERE id = $1",
                     )
                     .bind(account_id)
                     .fetch_optional(&mut **tx)
                     .await?
                     .ok_or_else(|| $crate::StorageError::not_found("account"))?;
+                    if status != "active" {
+                        return Err($crate::StorageError::InvalidState(
+                            "the account is inactive (the app was removed); reinstall it to run jobs".into(),
+                        ));
+                    }
                     return Err($crate::StorageError::InsufficientCredits {
                         required: amount,
                         remaining: (total - used).max(0),

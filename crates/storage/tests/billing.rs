@@ -46,6 +46,14 @@ async fn account(storage: &Arc<dyn Storage>) -> Uuid {
 
 /// Spends `amount` credits through a job, the only way credits are used.
 async fn spend(storage: &Arc<dyn Storage>, account_id: Uuid, amount: usize) {
+    try_spend(storage, account_id, amount).await.unwrap();
+}
+
+async fn try_spend(
+    storage: &Arc<dyn Storage>,
+    account_id: Uuid,
+    amount: usize,
+) -> Result<(), storage::StorageError> {
     let store = storage
         .create_store(
             account_id,
@@ -97,7 +105,7 @@ async fn spend(storage: &Arc<dyn Storage>, account_id: Uuid, amount: usize) {
             Utc::now(),
         )
         .await
-        .unwrap();
+        .map(|_| ())
 }
 
 /// The ledger's sum is what remains; returns the remaining credits.
@@ -357,6 +365,13 @@ async fn removed_accounts_are_marked_inactive_and_reactivated(storage: Arc<dyn S
         .await
         .unwrap();
     assert_eq!(removed.status, AccountStatus::Inactive);
+    // An inactive account cannot start jobs, and is told why.
+    let refused = try_spend(&storage, id, 1).await;
+    assert!(
+        matches!(&refused, Err(storage::StorageError::InvalidState(message)) if message.contains("inactive")),
+        "{refused:?}"
+    );
+    assert_eq!(storage.get_account(id).await.unwrap().credits_used, 0);
     let back = storage
         .set_account_status(id, AccountStatus::Active, Utc::now())
         .await
