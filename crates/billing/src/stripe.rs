@@ -185,7 +185,8 @@ impl Billing {
             return Ok("duplicate".into());
         }
         let reference = format!("stripe:{}", event.id);
-        let (account, result) = match event.kind.as_str() {
+        // Which account the event concerns, and its subscription as it stands.
+        let target: Option<(Uuid, Subscription)> = match event.kind.as_str() {
             "checkout.session.completed" => {
                 let checkout = event
                     .completed_checkout()
@@ -195,12 +196,16 @@ impl Billing {
                     .as_deref()
                     .or(checkout.metadata.get("account_id").map(String::as_str))
                     .and_then(|id| Uuid::parse_str(id).ok());
-                let account = match account_id {
-                    Some(id) => Some(self.storage().get_account(id).await?),
-                    None => None,
-                };
-                match (account, checkout.subscription) {
-                    (Some(account), Some(subscription_id)) => {
+                match (account_id, checkout.subscription) {
+                    (Some(account_id), Some(subscription_id)) => {
+                        let account = match self.storage().get_account(account_id).await {
+                            Ok(account) => account,
+                            // An account deleted since its checkout: nothing to apply.
+                            Err(storage::StorageError::NotFound { .. }) => {
+                                return self.finish_ignored(event, now).await;
+                            }
+                            Err(err) => return Err(err.into()),
+                        };
                         self.storage()
                             .link_stripe(
                                 account.id,
@@ -216,19 +221,9 @@ impl Billing {
                             .client()?
                             .retrieve_subscription(&subscription_id)
                             .await?;
-                        let result = self
-                            .apply_subscription(
-                                app,
-                                account.id,
-                                &subscription,
-                                event.created,
-                                &reference,
-                                now,
-                            )
-                            .await?;
-                        (Some(account.id), result)
+                        Some((account.id, subscription))
                     }
-                    _ => (None, "ignored".to_owned()),
+                    _ => None,
                 }
             }
             "customer.subscription.created"
@@ -237,22 +232,9 @@ impl Billing {
                 let subscription = event
                     .subscription()
                     .map_err(|err| BillingError::Event(err.to_string()))?;
-                match self.account_of_subscription(&subscription).await? {
-                    Some(account) => {
-                        let result = self
-                            .apply_subscription(
-                                app,
-                                account.id,
-                                &subscription,
-                                event.created,
-                                &reference,
-                                now,
-                            )
-                            .await?;
-                        (Some(account.id), result)
-                    }
-                    None => (None, "ignored".to_owned()),
-                }
+                self.account_of_subscription(&subscription)
+                    .await?
+                    .map(|account| (account.id, subscription))
             }
             "invoice.paid" => {
                 let invoice = event
@@ -268,30 +250,47 @@ impl Billing {
                             .client()?
                             .retrieve_subscription(&subscription_id)
                             .await?;
-                        let result = self
-                            .apply_subscription(
-                                app,
-                                account.id,
-                                &subscription,
-                                event.created,
-                                &reference,
-                                now,
-                            )
-                            .await?;
-                        (Some(account.id), result)
+                        Some((account.id, subscription))
                     }
-                    _ => (None, "ignored".to_owned()),
+                    _ => None,
                 }
             }
             other => {
                 tracing::info!(stripe.event_type = %other, "ignored a Stripe event this app does not handle");
-                (None, "ignored".to_owned())
+                None
             }
+        };
+        let (account, result) = match target {
+            Some((account_id, subscription)) => {
+                let result = self
+                    .apply_subscription(
+                        app,
+                        account_id,
+                        &subscription,
+                        event.created,
+                        &reference,
+                        now,
+                    )
+                    .await?;
+                (Some(account_id), result)
+            }
+            None => (None, "ignored".to_owned()),
         };
         self.storage()
             .finish_webhook_event(STRIPE_PROVIDER, &event.id, account, &result, now)
             .await?;
         Ok(result)
+    }
+
+    async fn finish_ignored(
+        &self,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> Result<String, BillingError> {
+        self.storage()
+            .finish_webhook_event(STRIPE_PROVIDER, &event.id, None, "ignored", now)
+            .await?;
+        Ok("ignored".to_owned())
     }
 
     /// The account a subscription belongs to: by the `account_id` our checkout put in its
