@@ -1084,7 +1084,7 @@ async fn deactivated_accounts_are_deleted_after_their_grace_period(
             .await,
         Err(StorageError::NotFound { .. })
     ));
-    // An inactive account cannot spend credits.
+    // An inactive account cannot spend credits, and is told why.
     assert!(matches!(
         storage
             .create_job(
@@ -1105,7 +1105,7 @@ async fn deactivated_accounts_are_deleted_after_their_grace_period(
                 now,
             )
             .await,
-        Err(StorageError::InsufficientCredits { .. })
+        Err(StorageError::InvalidState(message)) if message.contains("inactive")
     ));
 
     let deleted = storage
