@@ -14,6 +14,9 @@ pub enum ConnectorError {
     InvalidUrl(String),
     #[error("the store must be reached over HTTPS: {0}")]
     InsecureUrl(String),
+    /// The store address is (or resolves to) a private or local network address.
+    #[error("the store address {0} is on a private or local network; connect a store on the public internet")]
+    PrivateAddress(String),
     #[error("the store refused the credentials ({code}): {message}")]
     Unauthorized { code: String, message: String },
     #[error("the store answered {status} ({code}): {message}")]

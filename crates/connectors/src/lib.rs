@@ -4,6 +4,7 @@
 //! WooCommerce REST API ([`woocommerce`]), whose HTTP calls go through one resilient client
 //! ([`http`]). Stripe subscription billing ([`stripe`]) uses the same client and errors.
 
+pub mod address;
 pub mod catalog;
 pub mod csv;
 pub mod http;

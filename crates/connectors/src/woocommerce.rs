@@ -61,12 +61,24 @@ pub struct ClientOptions {
     /// Accept `http://` store URLs (local development only: real WooCommerce ignores Basic
     /// auth over plain HTTP).
     pub allow_http: bool,
+    /// Accept stores on private or local networks (an intranet store of a self-hosted
+    /// installation). Implied by `allow_http`. Off, every connection is held to public
+    /// addresses ([`crate::address`]).
+    pub allow_private_addresses: bool,
     pub retry: RetryPolicy,
+}
+
+impl ClientOptions {
+    fn guards_addresses(&self) -> bool {
+        !(self.allow_http || self.allow_private_addresses)
+    }
 }
 
 #[derive(Clone)]
 pub struct WooCommerceClient {
     http: reqwest::Client,
+    /// Connections are held to public addresses.
+    guarded: bool,
     base: String,
     consumer_key: String,
     consumer_secret: String,
@@ -221,13 +233,23 @@ impl WooCommerceClient {
         if parsed.host_str().is_none() || !parsed.username().is_empty() {
             return Err(ConnectorError::InvalidUrl(store_url.to_owned()));
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("UltimateOptimizer/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(3))
+        let guarded = options.guards_addresses();
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("UltimateOptimizer/", env!("CARGO_PKG_VERSION")));
+        if guarded {
+            crate::address::ensure_public_literal(&parsed)?;
+            builder = builder
+                .dns_resolver(Arc::new(crate::address::PublicOnlyResolver))
+                .redirect(crate::address::public_redirects(3));
+        } else {
+            builder = builder.redirect(reqwest::redirect::Policy::limited(3));
+        }
+        let http = builder
             .build()
             .map_err(|err| ConnectorError::Unreachable(err.to_string()))?;
         Ok(WooCommerceClient {
             http,
+            guarded,
             base: trimmed.to_owned(),
             consumer_key: consumer_key.trim().to_owned(),
             consumer_secret: consumer_secret.trim().to_owned(),
@@ -299,6 +321,13 @@ impl WooCommerceClient {
 
     /// Checks that the address is a WooCommerce store and the keys may read products.
     pub async fn verify(&self) -> Result<(), ConnectorError> {
+        if self.guarded {
+            // Resolved once here for a clear answer; every request is held to public
+            // addresses by the client's resolver anyway.
+            let url = reqwest::Url::parse(&self.base)
+                .map_err(|_| ConnectorError::InvalidUrl(self.base.clone()))?;
+            crate::address::ensure_public_host(&url).await?;
+        }
         self.products_page(1, 1, None).await.map(|_| ())
     }
 

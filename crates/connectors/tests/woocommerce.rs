@@ -20,6 +20,7 @@ fn sample() -> Vec<SourceProduct> {
 fn fast_retries() -> ClientOptions {
     ClientOptions {
         allow_http: true,
+        allow_private_addresses: false,
         retry: RetryPolicy {
             max_retries: 3,
             base_delay: Duration::from_millis(10),

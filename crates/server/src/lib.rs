@@ -169,6 +169,7 @@ impl AppState {
         worker::sync::ConnectorSettings {
             woocommerce: connectors::woocommerce::ClientOptions {
                 allow_http: self.settings.woocommerce_allow_http,
+                allow_private_addresses: self.settings.allow_private_store_addresses,
                 ..Default::default()
             },
             wix: self.settings.wix.as_ref().and_then(|wix| {

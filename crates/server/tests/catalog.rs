@@ -1114,4 +1114,43 @@ async fn woocommerce_store_connects_by_key_approval(engine: Engine) {
         .await;
     assert_eq!(status, 400);
     assert!(body["error"]["details"]["fields"]["url"].is_string());
+
+    // Stores on private or local networks are refused (no requests into our own network),
+    // whether named by address or by a host name that resolves there.
+    for url in [
+        "https://127.0.0.1:8443",
+        "https://10.0.0.5",
+        "https://169.254.169.254",
+        "https://[::1]",
+        "https://localhost:8443",
+    ] {
+        let (status, body) = other
+            .json(
+                Method::POST,
+                "/api/stores",
+                Some(json!({
+                    "platform": "woocommerce",
+                    "url": url,
+                    "consumerKey": "ck_0123456789",
+                    "consumerSecret": "cs_0123456789",
+                })),
+            )
+            .await;
+        assert_eq!(status, 400, "{url}: {body}");
+        let message = body["error"]["details"]["fields"]["url"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            message.contains("private or local network"),
+            "{url}: {body}"
+        );
+    }
+    assert_eq!(
+        other.json(Method::GET, "/api/stores", None).await.1["stores"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "nothing was connected"
+    );
 }

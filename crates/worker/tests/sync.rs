@@ -97,6 +97,7 @@ async fn setup(db: TestDatabase) -> Setup {
     let settings = ConnectorSettings {
         woocommerce: ClientOptions {
             allow_http: true,
+            allow_private_addresses: false,
             retry: RetryPolicy {
                 max_retries: 1,
                 base_delay: Duration::from_millis(10),

@@ -384,7 +384,10 @@ pub(crate) async fn connect_woocommerce(
         state.connector_settings().woocommerce,
     )
     .map_err(url_error)?;
-    client.verify().await.map_err(ApiError::Store)?;
+    client.verify().await.map_err(|err| match err {
+        err @ ConnectorError::PrivateAddress(_) => url_error(err),
+        other => ApiError::Store(other),
+    })?;
     let credentials = serde_json::to_vec(&Credentials {
         consumer_key,
         consumer_secret,
