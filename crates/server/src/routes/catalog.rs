@@ -614,10 +614,9 @@ pub async fn sync_status(
     caller: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<SyncStatusView>> {
-    let sync = state
-        .storage
-        .store_sync_state(caller.account_id, id)
-        .await?;
+    // The active requests are read first: a sync writes its batch and `syncedThrough`
+    // before it leaves the active list, so an answer with nothing active always shows
+    // what the last sync wrote.
     let active = state
         .storage
         .active_sync_requests(caller.account_id, id)
@@ -625,6 +624,10 @@ pub async fn sync_status(
         .into_iter()
         .map(sync_request_view)
         .collect();
+    let sync = state
+        .storage
+        .store_sync_state(caller.account_id, id)
+        .await?;
     let last = state
         .storage
         .list_sync_batches(caller.account_id, id, 1)
