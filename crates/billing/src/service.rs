@@ -102,6 +102,14 @@ pub struct BillingOverview {
     pub history_cursor: Option<String>,
 }
 
+/// What a billing system says an account has, read by a reconciliation.
+pub(crate) struct ObservedPlan {
+    pub plan_id: String,
+    pub billing_source: BillingSource,
+    pub period_end: Option<DateTime<Utc>>,
+    pub cancel_at_period_end: bool,
+}
+
 /// Billing operations over one storage.
 #[derive(Clone)]
 pub struct Billing {
@@ -180,7 +188,16 @@ impl Billing {
         event: &WixEvent,
         now: DateTime<Utc>,
     ) -> Result<String, BillingError> {
-        let key = event.dedupe_key();
+        self.apply_wix_event(event, &event.dedupe_key(), now).await
+    }
+
+    /// [`Billing::process_wix_event`] for the delivery recorded under `key`.
+    async fn apply_wix_event(
+        &self,
+        event: &WixEvent,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, BillingError> {
         let provisioned = self
             .storage
             .provision_wix_instance(&event.instance_id, now)
@@ -258,7 +275,7 @@ impl Billing {
             }
         };
         self.storage
-            .finish_webhook_event(WIX_PROVIDER, &key, Some(account.id), &result, now)
+            .finish_webhook_event(WIX_PROVIDER, key, Some(account.id), &result, now)
             .await?;
         Ok(result)
     }
@@ -278,13 +295,10 @@ impl Billing {
         for delivery in pending {
             match WixEvent::from_envelope(&delivery.payload) {
                 Ok(event) => {
-                    // The recorded key is the one to finish (it may have used the token's iat).
-                    let mut event = event;
-                    event.issued_at = delivery
-                        .dedupe_key
-                        .rsplit_once(":iat:")
-                        .and_then(|(_, iat)| iat.parse().ok());
-                    self.process_wix_event(&event, now).await?;
+                    // Finished under the key it was recorded with (the token's `iat` is
+                    // not in the envelope).
+                    self.apply_wix_event(&event, &delivery.dedupe_key, now)
+                        .await?;
                 }
                 Err(err) => {
                     self.storage
@@ -345,30 +359,57 @@ impl Billing {
         } else {
             period_end
         };
-        if plan.id == account.plan_id
-            && cancel == account.cancel_at_period_end
-            && period_end == account.period_end
-            && account.billing_source == BillingSource::Wix
+        self.correct_from_billing_system(
+            account,
+            ObservedPlan {
+                plan_id: plan.id,
+                billing_source: BillingSource::Wix,
+                period_end,
+                cancel_at_period_end: cancel,
+            },
+            now,
+        )
+        .await
+    }
+
+    /// Applies what a reconciliation read from the billing system, dated `now` (so a
+    /// later delivery of an older event cannot undo it); writes nothing when the account
+    /// already says the same.
+    pub(crate) async fn correct_from_billing_system(
+        &self,
+        account: Account,
+        observed: ObservedPlan,
+        now: DateTime<Utc>,
+    ) -> Result<Account, BillingError> {
+        if observed.plan_id == account.plan_id
+            && observed.cancel_at_period_end == account.cancel_at_period_end
+            && observed.period_end == account.period_end
+            && observed.billing_source == account.billing_source
         {
             return Ok(account);
         }
         tracing::info!(
-            account.id = %account_id,
+            account.id = %account.id,
             billing.from = %account.plan_id,
-            billing.to = %plan.id,
-            "reconciliation corrected the plan from Wix"
+            billing.to = %observed.plan_id,
+            billing.source = observed.billing_source.as_str(),
+            "reconciliation corrected the plan from the billing system"
         );
         let change = PlanChange {
-            plan_id: plan.id,
-            billing_source: BillingSource::Wix,
+            reference: format!(
+                "{}-sync:{}",
+                observed.billing_source.as_str(),
+                now.timestamp_millis()
+            ),
+            plan_id: observed.plan_id,
+            billing_source: observed.billing_source,
             effective_at: Some(now),
-            period_end,
-            cancel_at_period_end: cancel,
-            reference: format!("wix-sync:{}", now.timestamp_millis()),
+            period_end: observed.period_end,
+            cancel_at_period_end: observed.cancel_at_period_end,
         };
         Ok(self
             .storage
-            .apply_plan_change(account_id, change, now)
+            .apply_plan_change(account.id, change, now)
             .await?
             .account)
     }

@@ -16,7 +16,7 @@ use domain::{Account, BillingSource};
 use storage::{NewWebhookEvent, PlanChange, StripeLink};
 use uuid::Uuid;
 
-use crate::service::Billing;
+use crate::service::{Billing, ObservedPlan};
 use crate::BillingError;
 
 /// The provider name of Stripe deliveries in `webhook_events`.
@@ -380,24 +380,16 @@ impl Billing {
             ),
             None => (domain::plan::FREE_PLAN_ID.to_owned(), None, false),
         };
-        if plan_id == account.plan_id
-            && period_end == account.period_end
-            && cancel == account.cancel_at_period_end
-        {
-            return Ok(account);
-        }
-        let change = PlanChange {
-            plan_id,
-            billing_source: BillingSource::Stripe,
-            effective_at: Some(now),
-            period_end,
-            cancel_at_period_end: cancel,
-            reference: format!("stripe-sync:{}", now.timestamp_millis()),
-        };
-        Ok(self
-            .storage()
-            .apply_plan_change(account_id, change, now)
-            .await?
-            .account)
+        self.correct_from_billing_system(
+            account,
+            ObservedPlan {
+                plan_id,
+                billing_source: BillingSource::Stripe,
+                period_end,
+                cancel_at_period_end: cancel,
+            },
+            now,
+        )
+        .await
     }
 }

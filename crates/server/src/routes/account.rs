@@ -74,23 +74,12 @@ pub async fn me(
         Some(user_id) => Some((&state.storage.get_user(caller.account_id, user_id).await?).into()),
         None => None,
     };
-    let credits = account.credits();
     Ok(Json(MeResponse {
         account: account_view(&account),
         auth_method: caller.method,
         user,
-        plan: PlanView {
-            id: plan.id,
-            name: plan.name,
-            price_monthly_cents: plan.price_monthly_cents,
-            monthly_credits: plan.monthly_credits,
-        },
-        credits: CreditsView {
-            total: credits.total,
-            used: credits.used,
-            remaining: credits.remaining(),
-            resets_on: credits.resets_on,
-        },
+        plan: plan_view(&plan),
+        credits: credits_view(&account),
     }))
 }
 
@@ -120,5 +109,24 @@ fn account_view(account: &domain::Account) -> AccountView {
         id: account.id,
         name: account.name.clone(),
         billing_source: account.billing_source.as_str().into(),
+    }
+}
+
+pub(crate) fn plan_view(plan: &domain::Plan) -> PlanView {
+    PlanView {
+        id: plan.id.clone(),
+        name: plan.name.clone(),
+        price_monthly_cents: plan.price_monthly_cents,
+        monthly_credits: plan.monthly_credits,
+    }
+}
+
+pub(crate) fn credits_view(account: &domain::Account) -> CreditsView {
+    let credits = account.credits();
+    CreditsView {
+        total: credits.total,
+        used: credits.used,
+        remaining: credits.remaining(),
+        resets_on: credits.resets_on,
     }
 }

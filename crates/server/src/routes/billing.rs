@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorBody};
-use crate::routes::account::{CreditsView, PlanView};
+use crate::routes::account::{credits_view, plan_view, CreditsView, PlanView};
 use crate::AppState;
 
 /// How many history entries the billing overview carries.
@@ -74,15 +74,6 @@ pub struct HistoryParams {
     pub limit: Option<i64>,
 }
 
-fn plan_view(plan: &domain::Plan) -> PlanView {
-    PlanView {
-        id: plan.id.clone(),
-        name: plan.name.clone(),
-        price_monthly_cents: plan.price_monthly_cents,
-        monthly_credits: plan.monthly_credits,
-    }
-}
-
 fn entry_view(entry: domain::LedgerEntry) -> LedgerEntryView {
     LedgerEntryView {
         id: entry.id,
@@ -90,16 +81,6 @@ fn entry_view(entry: domain::LedgerEntry) -> LedgerEntryView {
         reason: entry.reason.as_str().to_owned(),
         reference: entry.reference,
         created_at: entry.created_at,
-    }
-}
-
-fn credits_view(account: &domain::Account) -> CreditsView {
-    let credits = account.credits();
-    CreditsView {
-        total: credits.total,
-        used: credits.used,
-        remaining: credits.remaining(),
-        resets_on: credits.resets_on,
     }
 }
 

@@ -161,20 +161,7 @@ async fn wix_product_event(
         .provision_wix_instance(&event.instance_id, Utc::now())
         .await?
         .store;
-    let first = state
-        .storage
-        .record_webhook_event(
-            NewWebhookEvent {
-                provider: billing::service::WIX_PROVIDER.into(),
-                dedupe_key: event.dedupe_key(),
-                event_type: event.event_type.clone(),
-                account_id: Some(store.account_id),
-                payload: event.envelope.clone(),
-            },
-            Utc::now(),
-        )
-        .await?;
-    if !first {
+    if state.billing.record_wix_delivery(event, Utc::now()).await? != billing::Delivery::New {
         return ack("duplicate");
     }
     queue_sync(

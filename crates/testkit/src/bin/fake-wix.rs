@@ -4,8 +4,9 @@
 //! JSON line:
 //! - `{"op": "add", "instanceId": "…"}` installs the app on a site (free plan);
 //! - `{"op": "plan", "instanceId": "…", "packageName": "scale-monthly" | null,
-//!   "autoRenewing": true}` sets the site's paid plan (null: free), as the app instance
-//!   API will report it.
+//!   "autoRenewing": true, "cycle": "MONTHLY"}` sets the site's paid plan (null: free), as
+//!   the app instance API will report it (with an `expirationDate` only for yearly plans,
+//!   as Wix does: `../shared/reference/wix.md` §5.1).
 
 use chrono::{Duration, Utc};
 use serde::Deserialize;
@@ -23,11 +24,17 @@ enum Command {
         package_name: Option<String>,
         #[serde(default = "renews")]
         auto_renewing: bool,
+        #[serde(default = "monthly")]
+        cycle: String,
     },
 }
 
 fn renews() -> bool {
     true
+}
+
+fn monthly() -> String {
+    "MONTHLY".into()
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -52,15 +59,17 @@ async fn main() {
                 instance_id,
                 package_name,
                 auto_renewing,
+                cycle,
             }) => {
+                let expiration_date = (cycle == "YEARLY").then(|| Utc::now() + Duration::days(365));
                 fake.set_plan(
                     &instance_id,
                     package_name.map(|package_name| PaidPlan {
                         package_name,
-                        billing_cycle: "MONTHLY".into(),
+                        billing_cycle: cycle,
                         auto_renewing,
                         time_stamp: Utc::now(),
-                        expiration_date: Some(Utc::now() + Duration::days(30)),
+                        expiration_date,
                         invoice_id: "inv-e2e".into(),
                     }),
                 );
