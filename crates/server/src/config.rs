@@ -47,6 +47,10 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { env: "OPTIMIZER_RATE_LIMIT_PER_MINUTE", key: "rate_limit_per_minute", default: "600", description: "API requests per account per minute (429 with Retry-After above)." },
     SettingDoc { env: "OPTIMIZER_LOGIN_ATTEMPTS_PER_EMAIL", key: "login_attempts_per_email", default: "10", description: "Login attempts per email address per 15 minutes." },
     SettingDoc { env: "OPTIMIZER_LOGIN_ATTEMPTS_PER_IP", key: "login_attempts_per_ip", default: "30", description: "Login attempts per client IP per 15 minutes." },
+    SettingDoc { env: "OPTIMIZER_REGISTRATIONS_PER_IP", key: "registrations_per_ip", default: "5", description: "Standalone sign-ups per client IP per hour (429 with Retry-After above)." },
+    SettingDoc { env: "OPTIMIZER_HEADER_READ_TIMEOUT_SECS", key: "header_read_timeout_secs", default: "10", description: "A connection must send a complete request head within this long (also the idle time of a kept-alive connection); slower ones are closed." },
+    SettingDoc { env: "OPTIMIZER_REQUEST_TIMEOUT_SECS", key: "request_timeout_secs", default: "120", description: "Longest time from a request's head to its answer, body upload included (408 above); the job event stream is exempt and ends with its session." },
+    SettingDoc { env: "OPTIMIZER_MAX_CONNECTIONS", key: "max_connections", default: "10000", description: "Open client connections per process; further ones wait to be accepted. Held below the process's file-descriptor limit." },
     SettingDoc { env: "OPTIMIZER_TRUST_PROXY", key: "trust_proxy", default: "false", description: "Take the client IP from `X-Forwarded-For` (only behind a proxy you run)." },
     SettingDoc { env: "OPTIMIZER_LOG_FORMAT", key: "log_format", default: "json", description: "`json` or `pretty`. Level filter from `RUST_LOG` (default `info`)." },
     SettingDoc { env: "OPTIMIZER_SHUTDOWN_TIMEOUT_SECS", key: "shutdown_timeout_secs", default: "30", description: "How long a stopping process waits for in-flight work." },
@@ -143,6 +147,11 @@ pub struct Settings {
     pub rate_limit_per_minute: u32,
     pub login_attempts_per_email: u32,
     pub login_attempts_per_ip: u32,
+    /// Sign-ups per client IP per hour.
+    pub registrations_per_ip: u32,
+    pub header_read_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub max_connections: usize,
     pub trust_proxy: bool,
     pub log_format: LogFormat,
     pub shutdown_timeout_secs: u64,
@@ -240,6 +249,10 @@ impl Default for Settings {
             rate_limit_per_minute: 600,
             login_attempts_per_email: 10,
             login_attempts_per_ip: 30,
+            registrations_per_ip: 5,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 120,
+            max_connections: 10_000,
             trust_proxy: false,
             log_format: LogFormat::Json,
             shutdown_timeout_secs: 30,
@@ -281,6 +294,10 @@ struct FileSettings {
     rate_limit_per_minute: Option<u32>,
     login_attempts_per_email: Option<u32>,
     login_attempts_per_ip: Option<u32>,
+    registrations_per_ip: Option<u32>,
+    header_read_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
     trust_proxy: Option<bool>,
     log_format: Option<String>,
     shutdown_timeout_secs: Option<u64>,
@@ -598,6 +615,33 @@ impl Settings {
                 file.login_attempts_per_ip,
                 defaults.login_attempts_per_ip,
             )?,
+            registrations_per_ip: parse_or(
+                "OPTIMIZER_REGISTRATIONS_PER_IP",
+                env("OPTIMIZER_REGISTRATIONS_PER_IP"),
+                file.registrations_per_ip,
+                defaults.registrations_per_ip,
+            )?,
+            header_read_timeout_secs: parse_or(
+                "OPTIMIZER_HEADER_READ_TIMEOUT_SECS",
+                env("OPTIMIZER_HEADER_READ_TIMEOUT_SECS"),
+                file.header_read_timeout_secs,
+                defaults.header_read_timeout_secs,
+            )?
+            .max(1),
+            request_timeout_secs: parse_or(
+                "OPTIMIZER_REQUEST_TIMEOUT_SECS",
+                env("OPTIMIZER_REQUEST_TIMEOUT_SECS"),
+                file.request_timeout_secs,
+                defaults.request_timeout_secs,
+            )?
+            .max(1),
+            max_connections: parse_or(
+                "OPTIMIZER_MAX_CONNECTIONS",
+                env("OPTIMIZER_MAX_CONNECTIONS"),
+                file.max_connections,
+                defaults.max_connections,
+            )?
+            .max(1),
             trust_proxy: parse_or(
                 "OPTIMIZER_TRUST_PROXY",
                 env("OPTIMIZER_TRUST_PROXY"),
@@ -667,6 +711,17 @@ impl Settings {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("optimizer.db").display()))
+    }
+
+    /// HSTS is sent only where the service is certainly reached over HTTPS: in production,
+    /// with an `https://` public address. A development server on plain HTTP must not make
+    /// browsers refuse `http://localhost` for a year.
+    pub fn sends_hsts(&self) -> bool {
+        self.environment == Environment::Production
+            && self
+                .public_url
+                .as_deref()
+                .is_some_and(|url| url.to_ascii_lowercase().starts_with("https://"))
     }
 
     /// The secret that verifies Wix dashboard instances, if any is configured.

@@ -29,6 +29,8 @@ pub enum ApiError {
     InvalidCsv(String),
     #[error("request body is larger than the {limit}-byte limit")]
     PayloadTooLarge { limit: usize },
+    #[error("the request took longer than {limit_secs} s")]
+    RequestTimeout { limit_secs: u64 },
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
     /// A well-formed request the service cannot carry out as asked (e.g. a translation
@@ -99,6 +101,7 @@ impl ApiError {
             ApiError::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -120,6 +123,7 @@ impl ApiError {
             ApiError::InvalidCsv(_) => "invalid_csv",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::RequestTimeout { .. } => "request_timeout",
             ApiError::Unauthorized { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::BadRequest { code, .. } => code,
@@ -138,6 +142,7 @@ impl ApiError {
         match self {
             ApiError::Validation(fields) => json!({ "fields": fields }),
             ApiError::PayloadTooLarge { limit } => json!({ "limitBytes": limit }),
+            ApiError::RequestTimeout { limit_secs } => json!({ "limitSeconds": limit_secs }),
             ApiError::InsufficientCredits {
                 required,
                 remaining,
@@ -204,6 +209,10 @@ impl From<StorageError> for ApiError {
                 code: "invalid_state",
                 message,
             },
+            err if err.is_missing_reference() => ApiError::Conflict {
+                code: "reference_gone",
+                message: "a record this request refers to no longer exists".into(),
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -263,6 +272,35 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Reads a raw body of at most `limit` bytes, for routes whose limit is not the JSON one
+/// (a catalog CSV) or that check what they can before reading (webhooks). A declared
+/// length above the limit is refused before anything is read.
+pub async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let too_large = std::error::Error::source(&err)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::BadRequest {
+                code: "body_unreadable",
+                message: "the request body could not be read to its end".into(),
+            }
+        }
+    })
+}
 
 /// A JSON request body whose every failure is an [`ApiError`]: wrong content type (415),
 /// too large (413), not JSON (400 `invalid_json`), or the wrong shape (400

@@ -7,18 +7,20 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod listen;
 pub mod rate_limit;
 pub mod routes;
 mod web;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::header::{CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -39,14 +41,24 @@ use crate::rate_limit::RateLimiter;
 /// Origins of the Wix dashboard, which frames our app and calls our API.
 const WIX_ORIGIN_SUFFIXES: [&str; 2] = [".wix.com", ".editorx.com"];
 
-/// Who may frame the dashboard. `X-Frame-Options` is deliberately not sent: `SAMEORIGIN`
-/// would block the Wix dashboard iframe.
-const FRAME_ANCESTORS: &str =
-    "frame-ancestors 'self' https://manage.wix.com https://*.wix.com https://*.editorx.com; \
-     object-src 'none'; base-uri 'self'";
-
 /// Login limits count attempts in this window.
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Registration limits count sign-ups in this window.
+const REGISTRATION_WINDOW: Duration = Duration::from_secs(60 * 60);
+
+/// The dashboard's content policy: its own scripts only; inline styles (the design
+/// system's components set `style` attributes); the design system's fonts from Wix's CDN;
+/// product images from anywhere over HTTPS; framed only by itself and the Wix dashboard. `X-Frame-Options` is deliberately not sent:
+/// `SAMEORIGIN` would block the Wix dashboard iframe.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: https:; \
+     font-src 'self' data: https://static.parastorage.com; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'self' https://manage.wix.com https://*.wix.com https://*.editorx.com; \
+     object-src 'none'; base-uri 'self'";
+
+/// A year, as browsers expect HSTS to be set.
+const HSTS: &str = "max-age=31536000; includeSubDomains";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -89,6 +101,7 @@ pub struct AppInner {
     pub api_limiter: RateLimiter,
     pub login_email_limiter: RateLimiter,
     pub login_ip_limiter: RateLimiter,
+    pub registration_ip_limiter: RateLimiter,
     /// `serve --demo`: the demo account's login link may be used.
     pub demo_mode: bool,
     /// Wakes this process's sync worker when a request queues a sync.
@@ -153,6 +166,10 @@ impl AppState {
             api_limiter: RateLimiter::new(settings.rate_limit_per_minute, Duration::from_secs(60)),
             login_email_limiter: RateLimiter::new(settings.login_attempts_per_email, LOGIN_WINDOW),
             login_ip_limiter: RateLimiter::new(settings.login_attempts_per_ip, LOGIN_WINDOW),
+            registration_ip_limiter: RateLimiter::new(
+                settings.registrations_per_ip,
+                REGISTRATION_WINDOW,
+            ),
             settings,
             storage,
             keyring,
@@ -304,21 +321,31 @@ fn load_keyring(settings: &Settings) -> Result<Keyring, StartupError> {
 pub fn router(state: AppState) -> Router {
     let (api, _) = routes::api();
     let cors = cors_layer(&state.settings.cors_origins);
+    let hsts = state.settings.sends_hsts().then(|| {
+        SetResponseHeaderLayer::overriding(
+            STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        )
+    });
     api.fallback(web::static_or_app)
-        // The largest body any route takes (a catalog CSV); JSON bodies are held to the
-        // smaller `max_body_bytes` by `ApiJson`.
-        .layer(DefaultBodyLimit::max(
-            state
-                .settings
-                .max_body_bytes
-                .max(state.settings.max_import_bytes),
+        // Every body extractor is held to the JSON limit; the routes that take more (a
+        // catalog CSV) read their body themselves with their own limit.
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_deadline,
         ))
-        .layer(axum::middleware::map_response(json_error_bodies))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            json_error_bodies,
+        ))
+        .layer(axum::middleware::map_response(no_store_for_api))
         .layer(CompressionLayer::new())
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("content-security-policy"),
-            HeaderValue::from_static(FRAME_ANCESTORS),
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         ))
+        .layer(tower::util::option_layer(hsts))
         .layer(SetResponseHeaderLayer::overriding(
             X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -390,9 +417,46 @@ fn cors_layer(extra_origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
+/// Routes whose answer is a stream that lives as long as its session, not a request.
+const STREAMING_PATHS: &[&str] = &["/api/jobs/events"];
+
+/// Answers 408 when a request (its body upload included) takes longer than the request
+/// timeout; a slow client cannot hold a connection and a handler forever. Streams are
+/// exempt: they end with their session.
+async fn request_deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if STREAMING_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let limit = Duration::from_secs(state.settings.request_timeout_secs);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout {
+            limit_secs: limit.as_secs(),
+        }
+        .into_response(),
+    }
+}
+
+/// API answers carry sessions, credits and store data: no cache may keep them.
+async fn no_store_for_api(uri: axum::http::Uri, mut response: Response) -> Response {
+    if uri.path().starts_with("/api/") && !response.headers().contains_key(CACHE_CONTROL) {
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
 /// Gives error answers produced outside our handlers (axum's 405, a layer's 413) the same
 /// JSON shape as ours.
-async fn json_error_bodies(response: Response) -> Response {
+async fn json_error_bodies(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    response: Response,
+) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
@@ -405,7 +469,10 @@ async fn json_error_bodies(response: Response) -> Response {
     let error = match status {
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
         StatusCode::NOT_FOUND => ApiError::RouteNotFound,
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
+        // Only the extractors' shared limit (the JSON limit) answers 413 outside our code.
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+            limit: state.settings.max_body_bytes,
+        },
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
         other if other.is_client_error() => {
             ApiError::InvalidJson(format!("request refused ({other})"))
@@ -430,13 +497,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweep = tokio::spawn(sweep_billing_backlog(state.billing.clone()));
+    let settings = &state.settings;
+    let limits = listen::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(settings.header_read_timeout_secs),
+        max_connections: settings.max_connections,
+        shutdown_timeout: Duration::from_secs(settings.shutdown_timeout_secs),
+    };
     let app = router(state);
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let served = listen::serve_connections(listener, app, limits, shutdown).await;
     sweep.abort();
     served
 }

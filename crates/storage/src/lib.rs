@@ -74,6 +74,12 @@ impl StorageError {
     pub(crate) fn not_found(entity: &'static str) -> Self {
         StorageError::NotFound { entity }
     }
+
+    /// A write that named a row which no longer exists (its account or store was deleted
+    /// while the request ran): the caller's mistake or bad timing, never a server fault.
+    pub fn is_missing_reference(&self) -> bool {
+        matches!(self, StorageError::Database(sqlx::Error::Database(db)) if db.is_foreign_key_violation())
+    }
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -123,9 +129,13 @@ pub enum RefreshOutcome {
     Rotated {
         user: Box<User>,
         account: Box<Account>,
+        /// The login the token belongs to (its family).
+        family_id: Uuid,
     },
     /// The token had already been rotated or revoked: the whole family is now revoked.
     Reused,
+    /// The token's family was ended by a logout: the session is over, nothing was reused.
+    SessionEnded,
     Expired,
     Unknown,
 }
@@ -450,6 +460,16 @@ pub trait Storage: JobStorage + BillingStorage + LifecycleStorage + Send + Sync 
         &self,
         user_id: Uuid,
         presented_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Whether the login `family_id` of this user and account still stands: not signed out,
+    /// not revoked for reuse, not expired, and its user and account still exist. Access
+    /// tokens name their family, so this is what makes them end with their session.
+    async fn session_is_active(
+        &self,
+        account_id: Uuid,
+        user_id: Uuid,
+        family_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<bool>;
 

@@ -195,6 +195,7 @@ pub(crate) struct RefreshTokenRow {
     pub expires_at: i64,
     pub rotated_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
 }
 
 pub(crate) const PRODUCT_SUMMARY_COLUMNS: &str = "id, store_id, external_id, title, sku, \

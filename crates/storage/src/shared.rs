@@ -673,8 +673,8 @@ macro_rules! impl_storage {
                 .rows_affected()
                     == 1;
                 let row = sqlx::query_as::<_, $crate::rows::RefreshTokenRow>(
-                    "SELECT user_id, account_id, family_id, expires_at, rotated_at, revoked_at \
-                     FROM refresh_tokens WHERE token_hash = $1",
+                    "SELECT user_id, account_id, family_id, expires_at, rotated_at, revoked_at, \
+                     revoked_reason FROM refresh_tokens WHERE token_hash = $1",
                 )
                 .bind(presented_hash)
                 .fetch_optional(&mut *tx)
@@ -683,12 +683,15 @@ macro_rules! impl_storage {
                     return Ok($crate::RefreshOutcome::Unknown);
                 };
                 if !spent {
+                    if row.revoked_reason.as_deref() == Some("logout") {
+                        return Ok($crate::RefreshOutcome::SessionEnded);
+                    }
                     let already_used = row.revoked_at.is_some() || row.rotated_at.is_some();
                     if !already_used && row.expires_at <= now_ms {
                         return Ok($crate::RefreshOutcome::Expired);
                     }
                     sqlx::query(
-                        "UPDATE refresh_tokens SET revoked_at = $2 \
+                        "UPDATE refresh_tokens SET revoked_at = $2, revoked_reason = 'reuse' \
                          WHERE family_id = $1 AND revoked_at IS NULL",
                     )
                     .bind(&row.family_id)
@@ -720,6 +723,7 @@ macro_rules! impl_storage {
                 Ok($crate::RefreshOutcome::Rotated {
                     user: Box::new(user),
                     account: Box::new(account),
+                    family_id: $crate::rows::uuid(&row.family_id)?,
                 })
             }
 
@@ -730,7 +734,8 @@ macro_rules! impl_storage {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<bool> {
                 let revoked = sqlx::query(
-                    "UPDATE refresh_tokens SET revoked_at = $3 WHERE revoked_at IS NULL AND family_id = \
+                    "UPDATE refresh_tokens SET revoked_at = $3, revoked_reason = 'logout' \
+                     WHERE revoked_at IS NULL AND family_id = \
                      (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)",
                 )
                 .bind(presented_hash)
@@ -739,6 +744,30 @@ macro_rules! impl_storage {
                 .execute(self.pool())
                 .await?;
                 Ok(revoked.rows_affected() > 0)
+            }
+
+            async fn session_is_active(
+                &self,
+                account_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+                family_id: uuid::Uuid,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<bool> {
+                // The family's current token (not yet rotated) is the session: it exists
+                // while nobody signed out, no reuse revoked it, it has not expired, and its
+                // user and account were not deleted (the rows cascade).
+                let found = sqlx::query(
+                    "SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND user_id = $2 \
+                     AND account_id = $3 AND revoked_at IS NULL AND rotated_at IS NULL \
+                     AND expires_at > $4 LIMIT 1",
+                )
+                .bind(family_id.to_string())
+                .bind(user_id.to_string())
+                .bind(account_id.to_string())
+                .bind($crate::rows::millis(now))
+                .fetch_optional(self.pool())
+                .await?;
+                Ok(found.is_some())
             }
 
             async fn create_login_link(

@@ -30,6 +30,34 @@ pub struct SqliteStorage {
     job_signal: Arc<Notify>,
 }
 
+/// The database holds sessions, encrypted store keys and every merchant's catalog: it is
+/// created readable by this user only (SQLite gives its `-wal` and `-shm` files the
+/// database file's mode). An existing file with looser permissions is left as the operator
+/// set it, with a warning.
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    database.path = %path.display(),
+                    database.mode = format!("{:o}", mode & 0o777),
+                    "the SQLite database is readable by other users; chmod 600 it"
+                );
+            }
+            Ok(())
+        }
+        Err(err) => Err(err),
+    }
+}
+
 impl SqliteStorage {
     /// Opens (creating if needed) the database at `url`, e.g. `sqlite://data/optimizer.db`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
@@ -43,6 +71,9 @@ impl SqliteStorage {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
             }
+        }
+        if !url.contains(":memory:") && !url.contains("mode=memory") {
+            create_private_file(options.get_filename()).map_err(sqlx::Error::Io)?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))

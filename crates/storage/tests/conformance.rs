@@ -275,20 +275,33 @@ async fn logout_revokes_only_the_callers_family(storage: Arc<dyn Storage>) {
         .register_user(new_user("f2@example.com"), now)
         .await
         .unwrap();
+    let (ann_login, ben_login) = (Uuid::now_v7(), Uuid::now_v7());
     storage
         .insert_refresh_token(
-            refresh_token(&ann, Uuid::now_v7(), "ann-1", Duration::days(7)),
+            refresh_token(&ann, ann_login, "ann-1", Duration::days(7)),
             now,
         )
         .await
         .unwrap();
     storage
         .insert_refresh_token(
-            refresh_token(&ben, Uuid::now_v7(), "ben-1", Duration::days(7)),
+            refresh_token(&ben, ben_login, "ben-1", Duration::days(7)),
             now,
         )
         .await
         .unwrap();
+    let active = |user: &domain::User, login: Uuid| {
+        let storage = storage.clone();
+        let (account_id, user_id) = (user.account_id, user.id);
+        async move {
+            storage
+                .session_is_active(account_id, user_id, login, now)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(active(&ann, ann_login).await && active(&ben, ben_login).await);
+    assert!(!active(&ann, ben_login).await, "a login is its own user's");
     assert!(!storage
         .revoke_refresh_family(ann.id, "ben-1", now)
         .await
@@ -300,16 +313,26 @@ async fn logout_revokes_only_the_callers_family(storage: Arc<dyn Storage>) {
             .unwrap(),
         RefreshOutcome::Rotated { .. }
     ));
+    assert!(active(&ben, ben_login).await, "a rotated login stands");
     assert!(storage
         .revoke_refresh_family(ann.id, "ann-1", now)
         .await
         .unwrap());
+    assert!(
+        !active(&ann, ann_login).await,
+        "a signed-out login has ended"
+    );
+    assert!(
+        active(&ben, ben_login).await,
+        "others' logins are untouched"
+    );
+    // Presenting a signed-out token says the session ended; it is not a theft.
     assert_eq!(
         storage
             .rotate_refresh_token("ann-1", replacement("ann-2"), now)
             .await
             .unwrap(),
-        RefreshOutcome::Reused
+        RefreshOutcome::SessionEnded
     );
 }
 

@@ -4,6 +4,9 @@
 //!   never seen before provisions its account and store;
 //! - a standalone session's access token (`Authorization: Bearer <jwt>`).
 //!
+//! A request that carries both an `Authorization` header and `X-Wix-Instance` is answered
+//! by the `Authorization` header alone; an empty header counts as absent.
+//!
 //! [`Authenticated`] is the extractor handlers take; its presence in a signature means the
 //! route needs a signed-in account. It also applies the per-account rate limit.
 
@@ -43,7 +46,31 @@ pub struct Authenticated {
     pub account_id: Uuid,
     /// Set for standalone sessions; Wix merchants have no user row.
     pub user_id: Option<Uuid>,
+    /// The login of a standalone session; Wix instances have none.
+    pub session_id: Option<Uuid>,
     pub method: AuthMethod,
+}
+
+impl Authenticated {
+    /// Whether the credential this caller presented still stands: its session was not
+    /// signed out or revoked, and its account still exists. Long-lived answers (the job
+    /// event stream) ask again while they run.
+    pub async fn still_valid(&self, storage: &dyn storage::Storage) -> bool {
+        let checked = match (self.user_id, self.session_id) {
+            (Some(user_id), Some(session_id)) => {
+                storage
+                    .session_is_active(self.account_id, user_id, session_id, Utc::now())
+                    .await
+            }
+            _ => storage.get_account(self.account_id).await.map(|_| true),
+        };
+        match checked {
+            Ok(valid) => valid,
+            Err(storage::StorageError::NotFound { .. }) => false,
+            // A database hiccup is not a sign-out; the next check decides.
+            Err(_) => true,
+        }
+    }
 }
 
 enum Credential<'a> {
@@ -72,17 +99,24 @@ fn credential(parts: &Parts) -> Result<Credential<'_>, ApiError> {
     if let Some(found) = query_credential(parts) {
         return Ok(found);
     }
-    if let Some(value) = parts.headers.get(WIX_INSTANCE_HEADER) {
-        let token = value.to_str().map_err(|_| {
+    // An empty header is no header: proxies and SDKs send them blank.
+    let present = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .filter(|value| !value.as_bytes().iter().all(u8::is_ascii_whitespace))
+    };
+    let Some(value) = present(AUTHORIZATION.as_str()) else {
+        let Some(instance) = present(WIX_INSTANCE_HEADER) else {
+            return Err(ApiError::unauthorized(
+                "missing_credentials",
+                "sign in first: send Authorization: Bearer <token> or a Wix instance",
+            ));
+        };
+        let token = instance.to_str().map_err(|_| {
             ApiError::unauthorized("invalid_instance", "the Wix instance is malformed")
         })?;
-        return Ok(Credential::WixInstance(token.into()));
-    }
-    let Some(value) = parts.headers.get(AUTHORIZATION) else {
-        return Err(ApiError::unauthorized(
-            "missing_credentials",
-            "sign in first: send Authorization: Bearer <token> or a Wix instance",
-        ));
+        return Ok(Credential::WixInstance(token.trim().into()));
     };
     let value = value.to_str().unwrap_or_default().trim();
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
@@ -123,9 +157,26 @@ impl FromRequestParts<AppState> for Authenticated {
                         }
                     }
                 })?;
+                let active = state
+                    .storage
+                    .session_is_active(
+                        identity.account_id,
+                        identity.user_id,
+                        identity.session_id,
+                        Utc::now(),
+                    )
+                    .await?;
+                if !active {
+                    tracing::debug!(account.id = %identity.account_id, "access token of an ended session");
+                    return Err(ApiError::unauthorized(
+                        "session_ended",
+                        "this session has ended (signed out, or the account no longer exists); sign in again",
+                    ));
+                }
                 Authenticated {
                     account_id: identity.account_id,
                     user_id: Some(identity.user_id),
+                    session_id: Some(identity.session_id),
                     method: AuthMethod::Password,
                 }
             }
@@ -170,6 +221,7 @@ async fn wix_caller(state: &AppState, token: &str) -> Result<Authenticated, ApiE
     Ok(Authenticated {
         account_id: provisioned.account.id,
         user_id: None,
+        session_id: None,
         method: AuthMethod::WixInstance,
     })
 }

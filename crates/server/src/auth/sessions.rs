@@ -90,7 +90,11 @@ impl From<&Account> for AccountSummary {
     }
 }
 
-pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Session, ApiError> {
+pub async fn register(
+    state: &AppState,
+    request: RegisterRequest,
+    client_ip: IpAddr,
+) -> Result<Session, ApiError> {
     let mut errors = FieldErrors::new();
     let email = validate_email(&request.email)
         .map_err(|message| errors.insert("email".into(), message))
@@ -110,6 +114,16 @@ pub async fn register(state: &AppState, request: RegisterRequest) -> Result<Sess
     let (Some(email), Some(account_name), true) = (email, account_name, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
+    // Counted before the email is looked up, so the limit also bounds address probing.
+    state
+        .registration_ip_limiter
+        .check(&client_ip.to_string())
+        .map_err(|wait| {
+            tracing::info!("registration refused: too many sign-ups from one address");
+            ApiError::RateLimited {
+                retry_after_secs: wait.as_secs() + 1,
+            }
+        })?;
     if state.storage.find_user_by_email(&email).await?.is_some() {
         return Err(storage::StorageError::EmailTaken.into());
     }
@@ -180,9 +194,15 @@ pub async fn refresh(state: &AppState, request: RefreshRequest) -> Result<Sessio
         .rotate_refresh_token(&presented, replacement, Utc::now())
         .await?
     {
-        RefreshOutcome::Rotated { user, account } => {
-            Ok(session(state, &user, &account, refresh_token))
-        }
+        RefreshOutcome::Rotated {
+            user,
+            account,
+            family_id,
+        } => Ok(session(state, &user, &account, family_id, refresh_token)),
+        RefreshOutcome::SessionEnded => Err(ApiError::unauthorized(
+            "session_ended",
+            "this session was signed out; sign in again",
+        )),
         RefreshOutcome::Reused => Err(ApiError::unauthorized(
             "refresh_token_reused",
             "this refresh token was already used; all sessions from that login were signed out",
@@ -247,12 +267,13 @@ async fn start_session(
 ) -> Result<Session, ApiError> {
     let refresh_token = tokens::random_token();
     let now = Utc::now();
+    let family_id = Uuid::now_v7();
     state
         .storage
         .insert_refresh_token(
             NewRefreshToken {
                 id: Uuid::now_v7(),
-                family_id: Uuid::now_v7(),
+                family_id,
                 user_id: user.id,
                 account_id: account.id,
                 token_hash: tokens::hash_token(&refresh_token),
@@ -261,14 +282,21 @@ async fn start_session(
             now,
         )
         .await?;
-    Ok(session(state, user, account, refresh_token))
+    Ok(session(state, user, account, family_id, refresh_token))
 }
 
-fn session(state: &AppState, user: &User, account: &Account, refresh_token: String) -> Session {
+fn session(
+    state: &AppState,
+    user: &User,
+    account: &Account,
+    family_id: Uuid,
+    refresh_token: String,
+) -> Session {
     let access_token = state.access_tokens.issue(
         AccessIdentity {
             user_id: user.id,
             account_id: account.id,
+            session_id: family_id,
         },
         Utc::now(),
     );

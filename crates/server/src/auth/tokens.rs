@@ -1,6 +1,7 @@
-//! Session tokens. Access tokens are short-lived HS256 JWTs (stateless, 15 minutes);
-//! refresh tokens and login links are random opaque strings of which only a SHA-256 hash is
-//! stored.
+//! Session tokens. Access tokens are short-lived HS256 JWTs (15 minutes) that name their
+//! login (`sid`, the refresh-token family), so signing out, a revoked login or a deleted
+//! account ends them at once; refresh tokens and login links are random opaque strings of
+//! which only a SHA-256 hash is stored.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -22,6 +23,8 @@ const ACCESS_TYPE: &str = "access";
 struct Claims {
     sub: String,
     acc: String,
+    /// The login (refresh-token family) this token was issued for.
+    sid: String,
     typ: String,
     iss: String,
     iat: i64,
@@ -33,6 +36,8 @@ struct Claims {
 pub struct AccessIdentity {
     pub user_id: Uuid,
     pub account_id: Uuid,
+    /// The login the token belongs to; the token is good only while that login stands.
+    pub session_id: Uuid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +67,7 @@ impl AccessTokens {
         let claims = Claims {
             sub: identity.user_id.to_string(),
             acc: identity.account_id.to_string(),
+            sid: identity.session_id.to_string(),
             typ: ACCESS_TYPE.into(),
             iss: ISSUER.into(),
             iat: now.timestamp(),
@@ -76,6 +82,8 @@ impl AccessTokens {
         validation.leeway = 5;
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        // A token without `sid` (issued before tokens named their login) fails to decode
+        // and is refused; it would have expired within 15 minutes anyway.
         let data = decode::<Claims>(token, &self.decoding, &validation).map_err(|err| match err
             .kind()
         {
@@ -89,6 +97,7 @@ impl AccessTokens {
         Ok(AccessIdentity {
             user_id: parse(&data.claims.sub)?,
             account_id: parse(&data.claims.acc)?,
+            session_id: parse(&data.claims.sid)?,
         })
     }
 }
@@ -113,6 +122,7 @@ mod tests {
         AccessIdentity {
             user_id: Uuid::now_v7(),
             account_id: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
         }
     }
 

@@ -28,12 +28,16 @@ pub struct WhoAmI {
     responses(
         (status = 201, description = "Account created and signed in", body = Session),
         (status = 400, description = "Invalid or weak input, with `details.fields`", body = ErrorBody),
-        (status = 409, description = "The email is already registered (`email_taken`)", body = ErrorBody)))]
+        (status = 409, description = "The email is already registered (`email_taken`)", body = ErrorBody),
+        (status = 429, description = "Too many sign-ups from this address (`OPTIMIZER_REGISTRATIONS_PER_IP` an hour); see `Retry-After`", body = ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
-    let session = sessions::register(&state, request).await?;
+    let ip = client_ip(&state, peer, &headers);
+    let session = sessions::register(&state, request, ip).await?;
     Ok((StatusCode::CREATED, Json(session)))
 }
 

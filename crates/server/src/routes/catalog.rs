@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
+use crate::error::{read_body, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::AppState;
 
 const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -774,7 +774,7 @@ pub async fn import_catalog(
     caller: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: axum::body::Body,
 ) -> ApiResult<Json<ImportReport>> {
     let content_type = headers
         .get(CONTENT_TYPE)
@@ -788,17 +788,6 @@ pub async fn import_catalog(
     ) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let limit = state.settings.max_import_bytes;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::InvalidCsv(rejection.body_text())
-        }
-    })?;
-    if body.len() > limit {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
     let store = state.storage.get_store(caller.account_id, id).await?;
     if store.platform != Platform::Local {
         return Err(ApiError::Conflict {
@@ -806,6 +795,7 @@ pub async fn import_catalog(
             message: "CSV import is for local catalogs; this store syncs from its platform".into(),
         });
     }
+    let body = read_body(&headers, body, state.settings.max_import_bytes).await?;
     let currency = store.currency.clone();
     let parsed = tokio::task::spawn_blocking(move || parse_catalog(&body, &currency))
         .await

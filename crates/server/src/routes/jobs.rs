@@ -30,6 +30,9 @@ pub const MAX_BRAND_VOICE_CHARS: usize = 500;
 const MAX_PUBLISH_ITEMS: usize = 500;
 /// How often the event stream looks for changes.
 const STREAM_INTERVAL: Duration = Duration::from_millis(400);
+/// How often an open event stream checks that its session still stands; a stream of a
+/// signed-out session or a deleted account ends within this long.
+const STREAM_AUTH_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AttributeOption {
@@ -606,12 +609,14 @@ pub async fn job_events(
         sent: HashMap<Uuid, DateTime<Utc>>,
         pending: std::collections::VecDeque<Job>,
         finished: bool,
+        checked_at: tokio::time::Instant,
     }
     let cursor = Cursor {
         since,
         sent: HashMap::new(),
         pending: Default::default(),
         finished: false,
+        checked_at: tokio::time::Instant::now(),
     };
     let storage = state.storage.clone();
     let stream = futures_util::stream::unfold(cursor, move |mut cursor| {
@@ -629,6 +634,13 @@ pub async fn job_events(
                 }
                 if cursor.finished {
                     return None;
+                }
+                if cursor.checked_at.elapsed() >= STREAM_AUTH_INTERVAL {
+                    if !caller.still_valid(storage.as_ref()).await {
+                        tracing::debug!(account.id = %account_id, "job stream of an ended session closed");
+                        return None;
+                    }
+                    cursor.checked_at = tokio::time::Instant::now();
                 }
                 match storage
                     .jobs_changed_since(account_id, cursor.since, job_id)

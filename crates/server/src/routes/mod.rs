@@ -62,7 +62,9 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Wix-Instance",
                 "The signed instance Wix passes to the dashboard iframe; \
-                 `Authorization: WixInstance <instance>` is accepted too.",
+                 `Authorization: WixInstance <instance>` is accepted too. When a request \
+                 carries both an `Authorization` header and `X-Wix-Instance`, the \
+                 `Authorization` header alone counts; an empty header counts as absent.",
             ))),
         );
     }

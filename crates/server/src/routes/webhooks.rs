@@ -2,7 +2,7 @@
 //! authenticates the delivery by its signature, records it once (a redelivery has no
 //! second effect), answers quickly, and leaves the work to the background sync.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -13,7 +13,7 @@ use storage::{NewWebhookEvent, SyncKind};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiPath, ApiResult, ErrorBody};
+use crate::error::{read_body, ApiError, ApiPath, ApiResult, ErrorBody};
 use crate::routes::catalog::{queue_sync, webhook_secret_context};
 use crate::AppState;
 
@@ -64,14 +64,17 @@ pub async fn woocommerce_webhook(
     State(state): State<AppState>,
     ApiPath(store_id): ApiPath<Uuid>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<(StatusCode, Json<WebhookAck>)> {
+    // Anyone can post here: the store is checked before the body is read, and the body is
+    // held to the JSON limit.
     let Some((store, sealed_secret)) = state.storage.webhook_store(store_id).await? else {
         return Err(ApiError::NotFound("store"));
     };
     if store.platform != Platform::Woocommerce {
         return Err(ApiError::NotFound("store"));
     }
+    let body = read_body(&headers, body, state.settings.max_body_bytes).await?;
     let Some(signature) = header(&headers, "x-wc-webhook-signature") else {
         let is_ping = std::str::from_utf8(&body)
             .ok()
@@ -206,13 +209,15 @@ const WIX_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(
         (status = 503, description = "WIX_PUBLIC_KEY is not configured", body = ErrorBody)))]
 pub async fn wix_webhook(
     State(state): State<AppState>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<(StatusCode, Json<WebhookAck>)> {
     let Some(verifier) = &state.wix_webhooks else {
         return Err(ApiError::Unavailable(
             "Wix webhooks need WIX_APP_ID and WIX_PUBLIC_KEY".into(),
         ));
     };
+    let body = read_body(&headers, body, state.settings.max_body_bytes).await?;
     let token = std::str::from_utf8(&body).map_err(|_| {
         ApiError::unauthorized("invalid_signature", "the body is not a signed token")
     })?;
@@ -271,7 +276,7 @@ pub async fn wix_webhook(
 pub async fn stripe_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<(StatusCode, Json<WebhookAck>)> {
     let Some(secret) = state
         .settings
@@ -283,6 +288,7 @@ pub async fn stripe_webhook(
             "Stripe webhooks need STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET".into(),
         ));
     };
+    let body = read_body(&headers, body, state.settings.max_body_bytes).await?;
     let now = Utc::now();
     let event = connectors::stripe::verify_webhook(
         &body,

@@ -5,7 +5,7 @@
 //! callback verifies the keys against the store, saves them encrypted and connects the
 //! store exactly as pasted keys would.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -17,7 +17,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{read_body, ApiError, ApiJson, ApiResult, ErrorBody};
+
+/// WooCommerce's key callback is a small JSON object; nothing legitimate comes near this.
+const KEY_CALLBACK_LIMIT: usize = 64 * 1024;
 use crate::routes::catalog::connect_woocommerce;
 use crate::AppState;
 
@@ -147,8 +150,11 @@ pub async fn start_authorization(
         (status = 502, description = "The keys do not work on the store", body = ErrorBody)))]
 pub async fn receive_keys(
     State(state): State<AppState>,
-    body: Bytes,
+    headers: axum::http::HeaderMap,
+    body: Body,
 ) -> ApiResult<(StatusCode, Json<KeysReceived>)> {
+    // Anyone can post here; a key callback is a few hundred bytes.
+    let body = read_body(&headers, body, KEY_CALLBACK_LIMIT).await?;
     let callback: AuthorizeCallback = serde_json::from_slice(&body)
         .map_err(|err| ApiError::InvalidJson(format!("not a WooCommerce key callback: {err}")))?;
     let hash = token_hash(&callback.user_id);
