@@ -16,6 +16,11 @@ pub struct Plan {
     /// Monthly price in US cents.
     pub price_monthly_cents: i64,
     pub monthly_credits: i64,
+    /// What a standalone account (one not billed through Wix) gets instead each month, when
+    /// the operator sets it: a sign-up costs nothing, so an installation open to the public
+    /// may give its free plan less (or nothing) to standalone accounts. `None`: the same.
+    #[serde(default)]
+    pub standalone_monthly_credits: Option<i64>,
 }
 
 impl Plan {
@@ -25,6 +30,15 @@ impl Plan {
             name: name.to_owned(),
             price_monthly_cents,
             monthly_credits,
+            standalone_monthly_credits: None,
+        }
+    }
+
+    /// The credits this plan grants each month to an account billed through `source`.
+    pub fn credits_for(&self, source: crate::BillingSource) -> i64 {
+        match (source, self.standalone_monthly_credits) {
+            (crate::BillingSource::Wix, _) | (_, None) => self.monthly_credits,
+            (_, Some(credits)) => credits,
         }
     }
 }

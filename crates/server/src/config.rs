@@ -48,6 +48,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { env: "OPTIMIZER_LOGIN_ATTEMPTS_PER_EMAIL", key: "login_attempts_per_email", default: "10", description: "Login attempts per email address per 15 minutes." },
     SettingDoc { env: "OPTIMIZER_LOGIN_ATTEMPTS_PER_IP", key: "login_attempts_per_ip", default: "30", description: "Login attempts per client IP per 15 minutes." },
     SettingDoc { env: "OPTIMIZER_REGISTRATIONS_PER_IP", key: "registrations_per_ip", default: "5", description: "Standalone sign-ups per client IP per hour (429 with Retry-After above)." },
+    SettingDoc { env: "OPTIMIZER_STANDALONE_FREE_CREDITS", key: "standalone_free_credits", default: "(the Free plan's credits: 200)", description: "Monthly credits of standalone accounts (not billed through Wix) on the Free plan, new sign-ups included; `0` gives them none until they buy a plan. Wix accounts keep the Free plan's credits." },
     SettingDoc { env: "OPTIMIZER_HEADER_READ_TIMEOUT_SECS", key: "header_read_timeout_secs", default: "10", description: "A connection must send a complete request head within this long (also the idle time of a kept-alive connection); slower ones are closed." },
     SettingDoc { env: "OPTIMIZER_REQUEST_TIMEOUT_SECS", key: "request_timeout_secs", default: "120", description: "Longest time from a request's head to its answer, body upload included (408 above); the job event stream is exempt and ends with its session." },
     SettingDoc { env: "OPTIMIZER_MAX_CONNECTIONS", key: "max_connections", default: "10000", description: "Open client connections per process; further ones wait to be accepted. Held below the process's file-descriptor limit." },
@@ -295,6 +296,7 @@ struct FileSettings {
     login_attempts_per_email: Option<u32>,
     login_attempts_per_ip: Option<u32>,
     registrations_per_ip: Option<u32>,
+    standalone_free_credits: Option<i64>,
     header_read_timeout_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
@@ -391,6 +393,31 @@ impl Settings {
             match plans.iter_mut().find(|existing| existing.id == plan.id) {
                 Some(existing) => *existing = plan,
                 None => plans.push(plan),
+            }
+        }
+
+        let standalone_free_credits = match env("OPTIMIZER_STANDALONE_FREE_CREDITS") {
+            Some(text) => Some(
+                text.trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|credits| *credits >= 0)
+                    .ok_or_else(|| {
+                        invalid(
+                            "OPTIMIZER_STANDALONE_FREE_CREDITS",
+                            &text,
+                            "a number of credits, 0 or more",
+                        )
+                    })?,
+            ),
+            None => file.standalone_free_credits,
+        };
+        if let Some(credits) = standalone_free_credits {
+            if let Some(free) = plans
+                .iter_mut()
+                .find(|plan| plan.id == domain::plan::FREE_PLAN_ID)
+            {
+                free.standalone_monthly_credits = Some(credits.max(0));
             }
         }
 
@@ -796,6 +823,27 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Settings::load_from(file, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn standalone_free_credits_set_the_free_plan_for_standalone_accounts() {
+        let free = |settings: &Settings| {
+            settings
+                .plans
+                .iter()
+                .find(|plan| plan.id == domain::plan::FREE_PLAN_ID)
+                .cloned()
+                .unwrap()
+        };
+        let default = load(&[], None).unwrap();
+        assert_eq!(free(&default).standalone_monthly_credits, None);
+        let none = load(&[("OPTIMIZER_STANDALONE_FREE_CREDITS", "0")], None).unwrap();
+        let plan = free(&none);
+        assert_eq!(plan.credits_for(domain::BillingSource::None), 0);
+        assert_eq!(plan.credits_for(domain::BillingSource::Stripe), 0);
+        assert_eq!(plan.credits_for(domain::BillingSource::Wix), 200);
+        assert!(load(&[("OPTIMIZER_STANDALONE_FREE_CREDITS", "-5")], None).is_err());
+        assert!(load(&[("OPTIMIZER_STANDALONE_FREE_CREDITS", "many")], None).is_err());
     }
 
     #[test]

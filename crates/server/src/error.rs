@@ -275,31 +275,56 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// Reads a raw body of at most `limit` bytes, for routes whose limit is not the JSON one
 /// (a catalog CSV) or that check what they can before reading (webhooks). A declared
-/// length above the limit is refused before anything is read.
+/// length above the limit is refused before anything is kept.
 pub async fn read_body(
     headers: &axum::http::HeaderMap,
     body: axum::body::Body,
     limit: usize,
 ) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok());
+    let mut body = body;
     if declared.is_some_and(|length| length > limit as u64) {
-        return Err(ApiError::PayloadTooLarge { limit });
+        return Err(refuse_too_large(body, limit).await);
     }
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
-        let too_large = std::error::Error::source(&err)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::BadRequest {
-                code: "body_unreadable",
-                message: "the request body could not be read to its end".into(),
+    let mut collected = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ApiError::BadRequest {
+            code: "body_unreadable",
+            message: "the request body could not be read to its end".into(),
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if collected.len() + data.len() > limit {
+                return Err(refuse_too_large(body, limit).await);
+            }
+            collected.extend_from_slice(&data);
+        }
+    }
+    Ok(collected.freeze())
+}
+
+/// What a refused upload may still send, and for how long, before the connection is
+/// closed on it: reading (and dropping) that much lets an ordinary client receive the 413
+/// instead of a reset, without keeping anything in memory.
+const DRAIN_BYTES: usize = 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn refuse_too_large(mut body: axum::body::Body, limit: usize) -> ApiError {
+    use http_body_util::BodyExt;
+    let drain = async {
+        let mut drained = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            drained += frame.data_ref().map_or(0, |data| data.len());
+            if drained > DRAIN_BYTES {
+                break;
             }
         }
-    })
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    ApiError::PayloadTooLarge { limit }
 }
 
 /// A JSON request body whose every failure is an [`ApiError`]: wrong content type (415),

@@ -20,6 +20,7 @@ api_tests!(
     a_missing_reference_is_a_conflict_not_a_server_error,
     a_wix_instance_header_never_overrides_a_bearer_token,
     registration_is_limited_per_client_address,
+    standalone_free_credits_are_the_operators_to_set,
     unauthenticated_bodies_are_held_to_the_json_limit,
     token_answers_are_never_cached_and_the_dashboard_is_locked_down,
     half_open_connections_are_closed_and_health_still_answers,
@@ -282,6 +283,47 @@ async fn registration_is_limited_per_client_address(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(elsewhere.status(), 201, "another address is not affected");
+}
+
+async fn standalone_free_credits_are_the_operators_to_set(engine: Engine) {
+    let Some(server) = TestServer::start_with(engine, false, |settings| {
+        for plan in &mut settings.plans {
+            if plan.id == "free" {
+                plan.standalone_monthly_credits = Some(0);
+            }
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let session = server.register("freebie@example.com").await;
+    let billing = server
+        .get_json("/api/billing", ("authorization", &bearer(&session)))
+        .await;
+    assert_eq!(billing["credits"]["total"], 0, "{billing}");
+    assert_eq!(billing["plan"]["monthlyCredits"], 0, "{billing}");
+    assert_eq!(billing["history"]["items"][0]["delta"], 0, "{billing}");
+
+    // A Wix merchant keeps the free plan's credits.
+    let instance = testkit::wix::sign_instance(
+        &testkit::wix::InstanceClaims::new("free-credits-site", common::WIX_APP_ID),
+        common::WIX_SECRET,
+    );
+    let wix = server
+        .get_json("/api/billing", ("x-wix-instance", &instance))
+        .await;
+    assert_eq!(wix["credits"]["total"], 200, "{wix}");
+
+    // The monthly reset grants the standalone account what the operator set, not more.
+    let account_id = session["account"]["id"].as_str().unwrap().parse().unwrap();
+    let storage = server.storage();
+    let next_month = chrono::Utc::now() + chrono::Duration::days(40);
+    storage.reset_due_credits(next_month).await.unwrap();
+    assert_eq!(
+        storage.get_account(account_id).await.unwrap().credits_total,
+        0
+    );
 }
 
 async fn unauthenticated_bodies_are_held_to_the_json_limit(engine: Engine) {

@@ -241,7 +241,8 @@ macro_rules! impl_billing_storage {
                     }
                 }
                 let plan = Self::fetch_plan(&mut *tx, &change.plan_id).await?;
-                let delta = plan.monthly_credits - account.credits_total;
+                let credits = plan.credits_for(change.billing_source);
+                let delta = credits - account.credits_total;
                 if !Self::insert_ledger_once(
                     &mut tx,
                     &account_text,
@@ -265,7 +266,7 @@ macro_rules! impl_billing_storage {
                 .bind(&account_text)
                 .bind(&plan.id)
                 .bind(change.billing_source.as_str())
-                .bind(plan.monthly_credits)
+                .bind(credits)
                 .bind(change.period_end.map($crate::rows::millis))
                 .bind(change.cancel_at_period_end)
                 .bind(effective_ms)
@@ -330,13 +331,14 @@ macro_rules! impl_billing_storage {
                             continue;
                         }
                         let plan = Self::fetch_plan(&mut *tx, &account.plan_id).await?;
+                        let credits = plan.credits_for(account.billing_source);
                         let remaining = account.credits_total - account.credits_used;
                         let next = $crate::billing::next_reset_after(account.credits_reset_on, today);
                         let reference = format!("period:{}", account.credits_reset_on.format("%Y-%m-%d"));
                         Self::insert_ledger_once(
                             &mut tx,
                             &account_text,
-                            plan.monthly_credits - remaining,
+                            credits - remaining,
                             "monthly_grant",
                             &reference,
                             now_ms,
@@ -347,7 +349,7 @@ macro_rules! impl_billing_storage {
                              credits_reset_on = $3, updated_at = $4 WHERE id = $1",
                         )
                         .bind(&account_text)
-                        .bind(plan.monthly_credits)
+                        .bind(credits)
                         .bind($crate::rows::date_text(next))
                         .bind(now_ms)
                         .execute(&mut *tx)

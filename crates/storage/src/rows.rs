@@ -49,6 +49,7 @@ pub(crate) struct PlanRow {
     pub name: String,
     pub price_monthly_cents: i64,
     pub monthly_credits: i64,
+    pub standalone_monthly_credits: Option<i64>,
 }
 
 impl From<PlanRow> for Plan {
@@ -58,6 +59,7 @@ impl From<PlanRow> for Plan {
             name: row.name,
             price_monthly_cents: row.price_monthly_cents,
             monthly_credits: row.monthly_credits,
+            standalone_monthly_credits: row.standalone_monthly_credits,
         }
     }
 }

@@ -110,7 +110,7 @@ macro_rules! impl_storage {
                     plan_id: plan.id.clone(),
                     billing_source,
                     status: domain::AccountStatus::Active,
-                    credits_total: plan.monthly_credits,
+                    credits_total: plan.credits_for(billing_source),
                     credits_used: 0,
                     credits_reset_on: domain::next_reset_date(now.date_naive()),
                     period_end: None,
@@ -142,7 +142,7 @@ macro_rules! impl_storage {
                 )
                 .bind(uuid::Uuid::now_v7().to_string())
                 .bind(account.id.to_string())
-                .bind(plan.monthly_credits)
+                .bind(account.credits_total)
                 .bind($crate::shared::grant_reference(now))
                 .bind(now_ms)
                 .execute(&mut **tx)
@@ -235,7 +235,7 @@ macro_rules! impl_storage {
                 E: sqlx::Executor<'e, Database = $db>,
             {
                 sqlx::query_as::<_, $crate::rows::PlanRow>(
-                    "SELECT id, name, price_monthly_cents, monthly_credits FROM plans WHERE id = $1",
+                    "SELECT id, name, price_monthly_cents, monthly_credits, standalone_monthly_credits FROM plans WHERE id = $1",
                 )
                 .bind(plan_id)
                 .fetch_optional(executor)
@@ -398,16 +398,19 @@ macro_rules! impl_storage {
                 let mut tx = self.begin_write().await?;
                 for plan in plans {
                     sqlx::query(
-                        "INSERT INTO plans (id, name, price_monthly_cents, monthly_credits, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5) \
+                        "INSERT INTO plans (id, name, price_monthly_cents, monthly_credits, \
+                         standalone_monthly_credits, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
                          ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
                          price_monthly_cents = excluded.price_monthly_cents, \
-                         monthly_credits = excluded.monthly_credits, updated_at = excluded.updated_at",
+                         monthly_credits = excluded.monthly_credits, \
+                         standalone_monthly_credits = excluded.standalone_monthly_credits, \
+                         updated_at = excluded.updated_at",
                     )
                     .bind(&plan.id)
                     .bind(&plan.name)
                     .bind(plan.price_monthly_cents)
                     .bind(plan.monthly_credits)
+                    .bind(plan.standalone_monthly_credits)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
@@ -418,7 +421,7 @@ macro_rules! impl_storage {
 
             async fn list_plans(&self) -> $crate::Result<Vec<domain::Plan>> {
                 let rows = sqlx::query_as::<_, $crate::rows::PlanRow>(
-                    "SELECT id, name, price_monthly_cents, monthly_credits FROM plans \
+                    "SELECT id, name, price_monthly_cents, monthly_credits, standalone_monthly_credits FROM plans \
                      ORDER BY price_monthly_cents, id",
                 )
                 .fetch_all(self.pool())

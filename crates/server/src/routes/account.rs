@@ -78,7 +78,7 @@ pub async fn me(
         account: account_view(&account),
         auth_method: caller.method,
         user,
-        plan: plan_view(&plan),
+        plan: plan_view(&plan, account.billing_source),
         credits: credits_view(&account),
     }))
 }
@@ -112,12 +112,14 @@ fn account_view(account: &domain::Account) -> AccountView {
     }
 }
 
-pub(crate) fn plan_view(plan: &domain::Plan) -> PlanView {
+/// The plan as an account billed through `source` gets it (standalone accounts may get
+/// other credits on the free plan).
+pub(crate) fn plan_view(plan: &domain::Plan, source: domain::BillingSource) -> PlanView {
     PlanView {
         id: plan.id.clone(),
         name: plan.name.clone(),
         price_monthly_cents: plan.price_monthly_cents,
-        monthly_credits: plan.monthly_credits,
+        monthly_credits: plan.credits_for(source),
     }
 }
 

@@ -102,8 +102,12 @@ async fn billing_view(state: &AppState, account_id: Uuid) -> ApiResult<BillingVi
     };
     Ok(BillingView {
         billing_source: overview.account.billing_source.as_str().into(),
-        plan: plan_view(&overview.plan),
-        plans: overview.plans.iter().map(plan_view).collect(),
+        plan: plan_view(&overview.plan, overview.account.billing_source),
+        plans: overview
+            .plans
+            .iter()
+            .map(|plan| plan_view(plan, overview.account.billing_source))
+            .collect(),
         credits: credits_view(&overview.account),
         period_end: overview.account.period_end,
         cancel_at_period_end: overview.account.cancel_at_period_end,
