@@ -23,6 +23,7 @@ api_tests!(
     standalone_free_credits_are_the_operators_to_set,
     unauthenticated_bodies_are_held_to_the_json_limit,
     token_answers_are_never_cached_and_the_dashboard_is_locked_down,
+    production_over_https_sends_hsts,
     half_open_connections_are_closed_and_health_still_answers,
     a_request_that_trickles_its_body_times_out,
     the_event_stream_ends_with_its_session,
@@ -471,6 +472,26 @@ async fn token_answers_are_never_cached_and_the_dashboard_is_locked_down(engine:
         !page.headers().contains_key("strict-transport-security"),
         "no HSTS on a development server"
     );
+}
+
+async fn production_over_https_sends_hsts(engine: Engine) {
+    let Some(server) = TestServer::start_with(engine, false, |settings| {
+        settings.environment = server::config::Environment::Production;
+        settings.public_url = Some("https://optimizer.example.com".into());
+        settings.wix = None;
+    })
+    .await
+    else {
+        return;
+    };
+    for path in ["/", "/health", "/api/openapi.json"] {
+        let response = server.get(path).send().await.unwrap();
+        assert_eq!(
+            response.headers()["strict-transport-security"],
+            "max-age=31536000; includeSubDomains",
+            "{path}"
+        );
+    }
 }
 
 /// Sends a request head announcing a body of `length` bytes, then the first `sent` bytes of
