@@ -1225,7 +1225,7 @@ type Handler = fn(&mut StripeState, &Params, &Context) -> Result<Value, Failure>
 /// The parameters Stripe defines on one endpoint, to accept what Stripe accepts (even when
 /// the fake ignores it) and refuse the rest as `parameter_unknown`. The top-level names are
 /// those of the endpoint's `*Params` interface in stripe-node (`stripe` 23.2.0, API version
-/// `2026-02-25`, `esm/resources/**/*.d.ts`).
+/// `2026-11-18.endive`, `esm/resources/**/*.d.ts`).
 struct Known {
     /// Parameters the fake reads, as patterns of form keys: a literal segment, `N` for a list
     /// index, `*` for any one key (metadata), `**` for any nested keys.
