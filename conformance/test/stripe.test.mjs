@@ -107,6 +107,9 @@ test('a subscription checkout with automatic tax completes and its webhooks veri
   assert.equal(completed.ok, true);
   assert.ok(completed.statuses.every((status) => status === 200), JSON.stringify(completed));
 
+  const expanded = await stripe.checkout.sessions.retrieve(session.id, { expand: ['subscription'] });
+  assert.equal(expanded.status, 'complete');
+  assert.equal(expanded.subscription.object, 'subscription');
   const subscriptions = await stripe.subscriptions.list({ customer: customer.id, status: 'all' });
   assert.equal(subscriptions.data.length, 1);
   assert.equal(subscriptions.data[0].status, 'active');

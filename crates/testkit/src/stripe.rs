@@ -8,7 +8,9 @@
 //! with `limit`, `starting_after`/`ending_before` and `has_more`. Bearer and Basic
 //! (`sk_...:`) auth, 401 otherwise; form bodies with bracket keys and percent-decoding.
 //! Each endpoint knows the parameters Stripe defines for it ([`Known`]): those the fake does
-//! not act on are accepted and ignored, others are refused as `parameter_unknown`. Errors
+//! not act on are accepted and ignored, others are refused as `parameter_unknown`;
+//! `expand[]` replaces `customer`, `subscription` and `latest_invoice` ids with the objects
+//! (in lists through `data.`). Errors
 //! as `{"error": {"type", "code", "doc_url", "message", "param"}}`; a `Request-Id` on every
 //! answer.
 //! Idempotency per key (§5): the same key and parameters replay the stored status and body
@@ -1692,7 +1694,9 @@ fn run(
         (failure.status, failure.body)
     } else {
         let context = Context { version, path_id };
-        match handler(state, &params, &context) {
+        let answered = handler(state, &params, &context)
+            .and_then(|body| expand(state, body, &params, &context.version));
+        match answered {
             Ok(body) => (StatusCode::OK, body),
             // Nothing is stored for a request that fails validation (§5).
             Err(failure) => return fail(failure),
@@ -1710,6 +1714,78 @@ fn run(
         );
     }
     (status, body)
+}
+
+/// Stripe's `expand[]`: each dotted path (`customer`, `subscription`, `latest_invoice`, or
+/// `data.customer` in a list) whose field holds an object id is replaced by that object.
+/// A path to anything else is refused as Stripe refuses it.
+fn expand(
+    state: &StripeState,
+    mut body: Value,
+    params: &Params,
+    version: &str,
+) -> Result<Value, Failure> {
+    let paths: Vec<&str> = params
+        .0
+        .iter()
+        .filter(|(name, _)| name.starts_with("expand["))
+        .map(|(_, path)| path.as_str())
+        .collect();
+    for path in paths {
+        let segments: Vec<&str> = path.split('.').collect();
+        if !expand_at(state, &mut body, &segments, version) {
+            return Err(Failure::invalid(
+                "expand",
+                None,
+                &format!("This property cannot be expanded ({path})."),
+            ));
+        }
+    }
+    Ok(body)
+}
+
+/// Expands `segments` under `value` (through every item of `data` lists); whether the path
+/// named an expandable field.
+fn expand_at(state: &StripeState, value: &mut Value, segments: &[&str], version: &str) -> bool {
+    let Some((first, rest)) = segments.split_first() else {
+        return false;
+    };
+    if *first == "data" {
+        if let Some(items) = value["data"].as_array_mut() {
+            return items
+                .iter_mut()
+                .all(|item| expand_at(state, item, rest, version));
+        }
+    }
+    let Some(field) = value.get_mut(*first) else {
+        return false;
+    };
+    if !rest.is_empty() {
+        return expand_at(state, field, rest, version);
+    }
+    let Some(id) = field.as_str() else {
+        // Null (nothing to expand) or already an object.
+        return field.is_null() || field.is_object();
+    };
+    let expanded = match (*first, id) {
+        ("customer", id) => state.customers.get(id).cloned(),
+        ("subscription", id) => state
+            .subscriptions
+            .get(id)
+            .map(|subscription| render_subscription(subscription, version)),
+        ("latest_invoice", id) => state
+            .invoices
+            .get(id)
+            .map(|invoice| render_invoice(invoice, version)),
+        _ => return false,
+    };
+    match expanded {
+        Some(object) => {
+            *field = object;
+            true
+        }
+        None => false,
+    }
 }
 
 /// `line_items[<index>][<field>]` as `(index, field)`.
@@ -2867,5 +2943,46 @@ mod tests {
         assert_eq!(back["has_more"], true);
         let (_, by_email) = get(&fake, "/v1/customers?email=ada%40shop.example", None).await;
         assert_eq!(ids(&by_email), [id]);
+    }
+
+    #[tokio::test]
+    async fn expand_replaces_ids_with_their_objects() {
+        let fake = FakeStripe::start().await;
+        let customer = fake.create_customer("exp@shop.example");
+        let mut form = CHECKOUT.to_vec();
+        form.extend([("customer", customer.as_str()), ("expand[0]", "customer")]);
+        let (status, _, session) = post(&fake, "/v1/checkout/sessions", &form, &[]).await;
+        assert_eq!(status, 200, "{session}");
+        assert_eq!(session["customer"]["id"], customer.as_str());
+        assert_eq!(session["customer"]["email"], "exp@shop.example");
+        let id = session["id"].as_str().unwrap().to_owned();
+        fake.complete_checkout(&id).await;
+        let (_, completed) = get(
+            &fake,
+            &format!("/v1/checkout/sessions/{id}?expand[0]=subscription&expand[1]=customer"),
+            None,
+        )
+        .await;
+        assert_eq!(completed["subscription"]["object"], "subscription");
+        assert_eq!(completed["customer"]["object"], "customer");
+        let (_, listed) = get(
+            &fake,
+            "/v1/subscriptions?expand[0]=data.customer&expand[1]=data.latest_invoice",
+            Some(API_VERSION),
+        )
+        .await;
+        assert_eq!(listed["data"][0]["customer"]["id"], customer.as_str());
+        assert_eq!(listed["data"][0]["latest_invoice"]["object"], "invoice");
+        let (status, refused) = get(
+            &fake,
+            &format!("/v1/customers/{customer}?expand[0]=email"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(
+            refused["error"]["message"],
+            "This property cannot be expanded (email)."
+        );
     }
 }
