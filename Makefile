@@ -3,15 +3,16 @@
 CARGO ?= cargo
 NPM ?= npm
 
-.PHONY: run test web web-deps server test-rust test-web lint chromium
+.PHONY: run test web web-deps conformance-deps server test-rust test-web lint chromium
 
 ## Build dashboard and server, then start the service in demo mode (prints a login link).
 run: web
 	$(CARGO) build --release -p cli
 	./target/release/optimizer serve --demo
 
-## Every test: Rust on SQLite and PostgreSQL, then the dashboard end to end in Chromium.
-test: web
+## Every test: Rust on SQLite and PostgreSQL, the API fakes against the vendors' own
+## clients, then the dashboard end to end in Chromium.
+test: web conformance-deps
 	bash scripts/test.sh
 
 web-deps: web/node_modules/.package-lock.json
@@ -21,6 +22,13 @@ web-deps: web/node_modules/.package-lock.json
 # from the lock leaves it unchanged (checked in CI).
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	$(NPM) --prefix web install --no-audit --no-fund
+
+conformance-deps: conformance/node_modules/.package-lock.json
+
+# The vendors' npm clients that drive the testkit fakes, installed from the committed lock
+# as web/ is (left unchanged by the install; checked in CI).
+conformance/node_modules/.package-lock.json: conformance/package.json conformance/package-lock.json
+	$(NPM) --prefix conformance install --no-audit --no-fund
 
 ## Build the dashboard into web/dist and print each chunk's gzip size.
 web: web-deps

@@ -23,11 +23,19 @@ cargo test --workspace --no-fail-fast
 echo "== Dashboard unit tests =="
 npm --prefix web run test:unit
 
-echo "== Dashboard end-to-end tests (headless Chromium) =="
 # `cargo test` has just built target/debug/optimizer (the CLI tests run it); building it
 # again with `cargo build` would recompile dependencies under other features.
 [[ -x target/debug/optimizer ]] || cargo build -p cli
-# The browser tests also run the fake WooCommerce store and the fake Wix and Stripe APIs.
-cargo build -p testkit --bin fake-woocommerce --bin fake-wix --bin fake-stripe
+# The conformance and browser tests run the fake WooCommerce store and the fake Wix, Stripe
+# and OpenAI APIs.
+cargo build -p testkit --bin fake-woocommerce --bin fake-wix --bin fake-stripe --bin fake-openai
+
+echo "== API fakes against the vendors' official clients =="
+# Installed from the committed lock, as web/ is (the Makefile's conformance-deps rule).
+[[ conformance/node_modules/.package-lock.json -nt conformance/package-lock.json ]] \
+  || npm --prefix conformance install --no-audit --no-fund
+npm --prefix conformance test
+
+echo "== Dashboard end-to-end tests (headless Chromium) =="
 bash scripts/ensure-chromium.sh
 npm --prefix web run test:e2e

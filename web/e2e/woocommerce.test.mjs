@@ -23,7 +23,11 @@ test('a WooCommerce store is connected with its API keys, read, and synced again
   await page.getByLabel('Consumer secret').fill('cs_not_the_secret');
   await page.getByTestId('connect-woocommerce').click();
   await page.getByTestId('connect-error').waitFor();
-  assert.match(await page.getByTestId('connect-error').innerText(), /Consumer secret is invalid\. \(woocommerce_rest_authentication_error\)/);
+  // The store is plain HTTP, where the keys travel as an OAuth 1.0a signature.
+  assert.match(
+    await page.getByTestId('connect-error').innerText(),
+    /Invalid signature - provided signature does not match\. \(woocommerce_rest_authentication_error\)/,
+  );
   await screenshot(page, 'woocommerce-wrong-secret');
 
   await page.getByLabel('Consumer secret').fill(woo.consumerSecret);

@@ -1,5 +1,6 @@
 //! WooCommerce REST API v3 client (`../shared/reference/woocommerce.md` Part B): HTTPS with
-//! Basic auth (consumer key and secret), products read 100 per page in id order with the
+//! Basic auth (consumer key and secret), or OAuth 1.0a for `http://` stores allowed in
+//! development ([`oauth`]), products read 100 per page in id order with the
 //! page count from `X-WP-TotalPages`, incremental reads by `modified_after` in GMT, and the
 //! variations of variable products fetched at most 10 at a time.
 //!
@@ -9,6 +10,7 @@
 
 pub mod auth;
 mod catalog;
+mod oauth;
 pub mod seo;
 pub mod webhooks;
 
@@ -58,8 +60,8 @@ pub fn normalize_store_url(store_url: &str) -> Result<String, ConnectorError> {
 
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
-    /// Accept `http://` store URLs (local development only: real WooCommerce ignores Basic
-    /// auth over plain HTTP).
+    /// Accept `http://` store URLs (local development only). Requests to them are signed with
+    /// OAuth 1.0a, the only authentication WooCommerce accepts over plain HTTP.
     pub allow_http: bool,
     /// Accept stores on private or local networks (an intranet store of a self-hosted
     /// installation). Implied by `allow_http`. Off, every connection is held to public
@@ -79,6 +81,8 @@ pub struct WooCommerceClient {
     http: reqwest::Client,
     /// Connections are held to public addresses.
     guarded: bool,
+    /// The store is reached over `http://`, where WooCommerce authenticates OAuth 1.0a only.
+    plain_http: bool,
     base: String,
     consumer_key: String,
     consumer_secret: String,
@@ -250,6 +254,7 @@ impl WooCommerceClient {
         Ok(WooCommerceClient {
             http,
             guarded,
+            plain_http: parsed.scheme() == "http",
             base: trimmed.to_owned(),
             consumer_key: consumer_key.trim().to_owned(),
             consumer_secret: consumer_secret.trim().to_owned(),
@@ -307,8 +312,21 @@ impl WooCommerceClient {
                     .http
                     .request(method.clone(), &url)
                     .query(query)
-                    .basic_auth(&self.consumer_key, Some(&self.consumer_secret))
                     .header(reqwest::header::ACCEPT, "application/json");
+                // Each attempt is signed anew: WooCommerce refuses a nonce it has seen.
+                let request = if self.plain_http {
+                    request.query(&oauth::signature_parameters(
+                        method.as_str(),
+                        &url,
+                        query,
+                        &self.consumer_key,
+                        &self.consumer_secret,
+                        Utc::now().timestamp(),
+                        &oauth::nonce(),
+                    ))
+                } else {
+                    request.basic_auth(&self.consumer_key, Some(&self.consumer_secret))
+                };
                 match body {
                     Some(body) => request.json(body),
                     None => request,

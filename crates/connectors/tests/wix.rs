@@ -782,6 +782,55 @@ async fn plain_http_is_refused_except_to_loopback() {
     assert!(WixClient::new(WixConfig::new("app", "secret", "inst-http")).is_ok());
 }
 
+/// Wix's SDK queries products with `GET /stores/v3/products/query?.r=<base64url JSON>`
+/// (`@wix/sdk-runtime` `toURLSearchParams`), falling back to `POST` only for long queries.
+#[tokio::test]
+async fn the_fake_answers_the_sdks_get_form_of_product_queries() {
+    use base64::Engine;
+    let instance = "inst-sdk-get";
+    let fake = fake_with(instance, wix_api::CatalogVersion::V3Catalog).await;
+    fake.seed(instance, &products(3), at(9));
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", fake.base_url);
+    let minted: serde_json::Value = http
+        .post(url("/oauth2/token"))
+        .json(&serde_json::json!({"grant_type": "client_credentials", "client_id": fake.app_id, "client_secret": fake.app_secret, "instance_id": instance}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = minted["access_token"].as_str().unwrap().to_owned();
+    let request = serde_json::json!({"query": {"cursorPaging": {"limit": 2}}});
+    let encoded =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(request.to_string().as_bytes());
+    let get = |query: String| {
+        http.get(url(&format!("/stores/v3/products/query{query}")))
+            .header("authorization", &token)
+            .send()
+    };
+    let by_get = get(format!("?.r={encoded}")).await.unwrap();
+    assert_eq!(by_get.status(), 200);
+    let by_get: serde_json::Value = by_get.json().await.unwrap();
+    let by_post: serde_json::Value = http
+        .post(url("/stores/v3/products/query"))
+        .header("authorization", &token)
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_get["products"].as_array().unwrap().len(), 2);
+    assert_eq!(by_get, by_post);
+    let everything: serde_json::Value = get(String::new()).await.unwrap().json().await.unwrap();
+    assert_eq!(everything["products"].as_array().unwrap().len(), 3);
+    let garbled = get("?.r=%%%".to_owned()).await.unwrap();
+    assert_eq!(garbled.status(), 400);
+}
+
 /// The fake holds clients to Wix's rules (reference §7), so the tests above cannot pass
 /// against a lenient fake: checked here with raw HTTP.
 #[tokio::test]

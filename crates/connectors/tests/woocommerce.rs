@@ -113,7 +113,7 @@ async fn incremental_reads_use_gmt_modified_dates() {
 }
 
 #[tokio::test]
-async fn wrong_keys_and_plain_http_are_refused_with_woocommerces_words() {
+async fn wrong_keys_over_plain_http_are_refused_with_woocommerces_words() {
     let fake = FakeWooCommerce::start().await;
     let wrong_secret = WooCommerceClient::new(
         &fake.base_url,
@@ -125,25 +125,182 @@ async fn wrong_keys_and_plain_http_are_refused_with_woocommerces_words() {
     match wrong_secret.verify().await {
         Err(ConnectorError::Unauthorized { code, message }) => {
             assert_eq!(code, "woocommerce_rest_authentication_error");
-            assert_eq!(message, "Consumer secret is invalid.");
+            assert_eq!(
+                message,
+                "Invalid signature - provided signature does not match."
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
     let unknown_key =
         WooCommerceClient::new(&fake.base_url, "ck_unknown", "cs_x", fast_retries()).unwrap();
-    assert!(matches!(
-        unknown_key.verify().await,
-        Err(ConnectorError::Unauthorized { code, .. }) if code == "woocommerce_rest_cannot_view"
-    ));
-    fake.set_plain_http();
-    assert!(
-        matches!(
-            client(&fake).verify().await,
-            Err(ConnectorError::Unauthorized { .. })
-        ),
-        "Basic auth is ignored over plain HTTP"
+    match unknown_key.verify().await {
+        Err(ConnectorError::Unauthorized { code, message }) => {
+            assert_eq!(code, "woocommerce_rest_authentication_error");
+            assert_eq!(message, "Consumer key is invalid.");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(fake.requests(), 2, "authentication errors are not retried");
+}
+
+/// Signs a GET as WooCommerce's JavaScript client does (OAuth 1.0a in the query), here with
+/// HMAC-SHA1, independently of the connector's signer.
+fn signed_query(
+    fake: &FakeWooCommerce,
+    path: &str,
+    query: &[(&str, &str)],
+    timestamp: i64,
+    nonce: &str,
+) -> Vec<(String, String)> {
+    use base64::Engine;
+    use hmac::Mac;
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let encode = |text: &str| utf8_percent_encode(text, UNRESERVED).to_string();
+    let mut pairs: Vec<(String, String)> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([
+            ("oauth_consumer_key".to_owned(), fake.consumer_key.clone()),
+            ("oauth_nonce".to_owned(), nonce.to_owned()),
+            ("oauth_signature_method".to_owned(), "HMAC-SHA1".to_owned()),
+            ("oauth_timestamp".to_owned(), timestamp.to_string()),
+            ("oauth_version".to_owned(), "1.0".to_owned()),
+        ])
+        .collect();
+    let mut encoded: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    encoded.sort();
+    let base = format!(
+        "GET&{}&{}",
+        encode(&format!("{}{path}", fake.base_url)),
+        encode(&encoded.join("&"))
     );
-    assert_eq!(fake.requests(), 3, "authentication errors are not retried");
+    let mut mac =
+        hmac::Hmac::<sha1::Sha1>::new_from_slice(format!("{}&", fake.consumer_secret).as_bytes())
+            .unwrap();
+    mac.update(base.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    pairs.push(("oauth_signature".to_owned(), signature));
+    pairs
+}
+
+#[tokio::test]
+async fn plain_http_takes_oauth_only_and_refuses_replays_as_woocommerce_does() {
+    let fake = FakeWooCommerce::start().await;
+    fake.seed(&sample()[..3], at(9));
+    let http = reqwest::Client::new();
+    let url = format!("{}{PRODUCTS}", fake.base_url);
+    let status_and_body = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        (status, response.json::<serde_json::Value>().await.unwrap())
+    };
+    // Over plain HTTP WooCommerce ignores Basic auth and query-string keys.
+    let basic = http
+        .get(&url)
+        .basic_auth(&fake.consumer_key, Some(&fake.consumer_secret))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_and_body(basic).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("woocommerce_rest_cannot_view"))
+    );
+    let in_query = http
+        .get(&url)
+        .query(&[
+            ("consumer_key", &fake.consumer_key),
+            ("consumer_secret", &fake.consumer_secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_query.status(), 401);
+
+    let now = Utc::now().timestamp();
+    let signed = signed_query(&fake, PRODUCTS, &[("per_page", "2")], now, "nonce-1");
+    let first = http.get(&url).query(&signed).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let replayed = http.get(&url).query(&signed).send().await.unwrap();
+    let (status, body) = status_and_body(replayed).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["message"],
+        "Invalid nonce - nonce has already been used."
+    );
+    let stale = signed_query(&fake, PRODUCTS, &[], now - 16 * 60, "nonce-2");
+    let (status, body) = status_and_body(http.get(&url).query(&stale).send().await.unwrap()).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (401, Some("Invalid timestamp."))
+    );
+    let mut partial = signed_query(&fake, PRODUCTS, &[], now, "nonce-3");
+    partial.retain(|(name, _)| name != "oauth_nonce" && name != "oauth_signature");
+    let (status, body) =
+        status_and_body(http.get(&url).query(&partial).send().await.unwrap()).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["code"],
+        "woocommerce_rest_authentication_missing_parameter"
+    );
+    assert_eq!(
+        body["message"],
+        "Missing OAuth parameters oauth_nonce, oauth_signature"
+    );
+}
+
+#[tokio::test]
+async fn the_link_header_is_absolute_and_keeps_the_query() {
+    let fake = FakeWooCommerce::start().await;
+    fake.seed(&sample()[..5], at(9));
+    let http = reqwest::Client::new();
+    let url = format!("{}{PRODUCTS}", fake.base_url);
+    let query = [("per_page", "2"), ("page", "2"), ("orderby", "id")];
+    let signed = signed_query(&fake, PRODUCTS, &query, Utc::now().timestamp(), "link-1");
+    let response = http.get(&url).query(&signed).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let link = response.headers()["link"].to_str().unwrap().to_owned();
+    let links: Vec<(&str, reqwest::Url)> = link
+        .split(", ")
+        .map(|part| {
+            let (target, rel) = part.split_once("; ").unwrap();
+            let target = target.trim_start_matches('<').trim_end_matches('>');
+            (rel, reqwest::Url::parse(target).unwrap())
+        })
+        .collect();
+    assert_eq!(links.len(), 2, "{link}");
+    for (rel, target) in &links {
+        let expected_page = if *rel == "rel=\"prev\"" { "1" } else { "3" };
+        assert_eq!(
+            format!("{}{}", &target[..url::Position::BeforePath], target.path()),
+            url
+        );
+        let pairs: Vec<(String, String)> = target.query_pairs().into_owned().collect();
+        let value = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.as_str())
+        };
+        assert_eq!(value("page"), Some(expected_page), "{link}");
+        assert_eq!(value("per_page"), Some("2"));
+        assert_eq!(value("orderby"), Some("id"));
+        assert_eq!(
+            value("oauth_consumer_key"),
+            Some(fake.consumer_key.as_str())
+        );
+    }
+    // Our client pages by `X-WP-TotalPages` and still reads every product.
+    let products = client(&fake).fetch_products("USD", None).await.unwrap();
+    assert_eq!(products.len(), 5);
 }
 
 #[tokio::test]

@@ -769,9 +769,11 @@ async fn woocommerce_connection_problems_are_explained(engine: Engine) {
         body["error"]["details"]["platformCode"],
         "woocommerce_rest_authentication_error"
     );
+    // Over plain HTTP the keys travel as an OAuth 1.0a signature, which a wrong secret
+    // breaks (WooCommerce's words for it).
     assert_eq!(
         body["error"]["details"]["platformMessage"],
-        "Consumer secret is invalid."
+        "Invalid signature - provided signature does not match."
     );
     let (status, body) = merchant
         .json(Method::POST, "/api/stores", Some(json!({"platform": "woocommerce", "url": format!("{}/shop", fake.base_url), "consumerKey": "ck", "consumerSecret": "cs"})))

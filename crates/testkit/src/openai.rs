@@ -1,5 +1,6 @@
-//! A fake of OpenAI's Chat Completions API (`POST /v1/chat/completions`) for tests that
-//! drive the real client over HTTP. Protocol facts follow
+//! A fake of OpenAI's Chat Completions API (`POST /v1/chat/completions`, streamed as
+//! server-sent events with `stream: true`) and models (`GET /v1/models`,
+//! `GET /v1/models/{model}`) for tests that drive the real client over HTTP. Protocol facts follow
 //! `../shared/reference/job-engine-and-ai-apis.md` §3:
 //!
 //! * Every answer, errors included, carries `x-request-id` and the rate-limit headers
@@ -40,10 +41,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -136,6 +137,8 @@ impl FakeOpenAi {
         }));
         let app = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/models", get(list_models))
+            .route("/v1/models/{*model}", get(retrieve_model))
             .fallback(no_route)
             .with_state(state.clone());
         let server = tokio::spawn(async move {
@@ -567,6 +570,156 @@ fn distort(answer: Answer, field: &str, mut value: Value) -> Value {
     }
 }
 
+/// The Bearer key check every endpoint makes first, with OpenAI's 401 answers.
+// Fails with the finished OpenAI answer, as the handlers do.
+#[allow(clippy::result_large_err)]
+fn authenticate(headers: &HeaderMap, api_key: &str, standard: &HeaderMap) -> Result<(), Response> {
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(given) = authorization.strip_prefix("Bearer ").map(str::trim) else {
+        return Err(error_response(
+            StatusCode::UNAUTHORIZED,
+            standard.clone(),
+            "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
+            "invalid_request_error",
+            None,
+            None,
+        ));
+    };
+    if given != api_key {
+        return Err(error_response(
+            StatusCode::UNAUTHORIZED,
+            standard.clone(),
+            &format!(
+                "Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys.",
+                mask_key(given)
+            ),
+            "invalid_request_error",
+            None,
+            Some("invalid_api_key"),
+        ));
+    }
+    Ok(())
+}
+
+/// The models the fake lists: `(id, created, owned_by)` as OpenAI's `GET /v1/models` shows
+/// them.
+const MODELS: [(&str, u64, &str); 5] = [
+    ("gpt-4o-mini", 1_721_172_741, "system"),
+    ("gpt-4o", 1_715_367_049, "system"),
+    ("gpt-4.1-mini", 1_744_318_173, "system"),
+    ("gpt-4.1", 1_744_316_542, "system"),
+    ("gpt-5-mini", 1_754_425_928, "system"),
+];
+
+fn model_json((id, created, owned_by): (&str, u64, &str)) -> Value {
+    json!({"id": id, "object": "model", "created": created, "owned_by": owned_by})
+}
+
+/// `GET /v1/models`: `{"object": "list", "data": [model…]}`.
+async fn list_models(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let (served, api_key) = {
+        let s = lock(&state);
+        (s.served, s.api_key.clone())
+    };
+    let standard = standard_headers(served, None, "120ms");
+    if let Err(refusal) = authenticate(&headers, &api_key, &standard) {
+        return refusal;
+    }
+    let data: Vec<Value> = MODELS.into_iter().map(model_json).collect();
+    (
+        StatusCode::OK,
+        standard,
+        Json(json!({"object": "list", "data": data})),
+    )
+        .into_response()
+}
+
+/// `GET /v1/models/{model}`: the model, or OpenAI's 404 `model_not_found`.
+async fn retrieve_model(
+    State(state): State<Shared>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (served, api_key) = {
+        let s = lock(&state);
+        (s.served, s.api_key.clone())
+    };
+    let standard = standard_headers(served, None, "120ms");
+    if let Err(refusal) = authenticate(&headers, &api_key, &standard) {
+        return refusal;
+    }
+    match MODELS.into_iter().find(|(id, _, _)| *id == model) {
+        Some(found) => (StatusCode::OK, standard, Json(model_json(found))).into_response(),
+        None => error_response(
+            StatusCode::NOT_FOUND,
+            standard,
+            &format!("The model '{model}' does not exist or you do not have access to it."),
+            "invalid_request_error",
+            None,
+            Some("model_not_found"),
+        ),
+    }
+}
+
+/// A completion as OpenAI streams it with `stream: true` (server-sent events): a first
+/// chunk with the assistant role, the content (or refusal) in pieces as `delta`s, a last
+/// chunk with an empty delta and the `finish_reason`, then, with
+/// `stream_options.include_usage`, a chunk with no choices and the usage (every other chunk
+/// carrying `"usage": null`), and `data: [DONE]`.
+fn stream_completion(completion: &Value, include_usage: bool, headers: HeaderMap) -> Response {
+    let choice = &completion["choices"][0];
+    let chunk = |delta: Value, finish_reason: Value| {
+        let mut chunk = json!({
+            "id": completion["id"],
+            "object": "chat.completion.chunk",
+            "created": completion["created"],
+            "model": completion["model"],
+            "service_tier": completion["service_tier"],
+            "system_fingerprint": completion["system_fingerprint"],
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+        });
+        if include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        chunk
+    };
+    let mut chunks = vec![chunk(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        Value::Null,
+    )];
+    let (field, text) = match choice["message"]["content"].as_str() {
+        Some(content) => ("content", content),
+        None => (
+            "refusal",
+            choice["message"]["refusal"].as_str().unwrap_or_default(),
+        ),
+    };
+    for piece in text.split_inclusive(' ') {
+        chunks.push(chunk(json!({ field: piece }), Value::Null));
+    }
+    chunks.push(chunk(json!({}), choice["finish_reason"].clone()));
+    if include_usage {
+        let mut usage = chunk(json!({}), Value::Null);
+        usage["choices"] = json!([]);
+        usage["usage"] = completion["usage"].clone();
+        chunks.push(usage);
+    }
+    let mut body = String::new();
+    for chunk in chunks {
+        body.push_str(&format!("data: {chunk}\n\n"));
+    }
+    body.push_str("data: [DONE]\n\n");
+    let mut response = (StatusCode::OK, headers, body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    response
+}
+
 fn tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4).max(1)
 }
@@ -602,32 +755,8 @@ async fn chat_completions(
         );
     }
     // Authentication comes first, as on the real API.
-    let authorization = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let Some(given) = authorization.strip_prefix("Bearer ").map(str::trim) else {
-        return error_response(
-            StatusCode::UNAUTHORIZED,
-            standard,
-            "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
-            "invalid_request_error",
-            None,
-            None,
-        );
-    };
-    if given != api_key {
-        return error_response(
-            StatusCode::UNAUTHORIZED,
-            standard,
-            &format!(
-                "Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys.",
-                mask_key(given)
-            ),
-            "invalid_request_error",
-            None,
-            Some("invalid_api_key"),
-        );
+    if let Err(refusal) = authenticate(&headers, &api_key, &standard) {
+        return refusal;
     }
     let fault = lock(&state).faults.pop_front();
     let model_name = parsed
@@ -694,6 +823,33 @@ async fn chat_completions(
     if !request["model"].is_string() {
         return bad_request(standard, "you must provide a model parameter", None, None);
     }
+    let stream = match &request["stream"] {
+        Value::Null => false,
+        Value::Bool(stream) => *stream,
+        other => {
+            let kind = match other {
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Array(_) => "an array",
+                _ => "an object",
+            };
+            return bad_request(
+                standard,
+                &format!("Invalid type for 'stream': expected a boolean, but got {kind} instead."),
+                Some("stream"),
+                Some("invalid_type"),
+            );
+        }
+    };
+    if !stream && !request["stream_options"].is_null() {
+        return bad_request(
+            standard,
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            Some("stream_options"),
+            Some("invalid_value"),
+        );
+    }
+    let include_usage = request["stream_options"]["include_usage"] == true;
     let messages = match request["messages"].as_array() {
         None => {
             return bad_request(
@@ -819,6 +975,9 @@ async fn chat_completions(
         "service_tier": "default",
         "system_fingerprint": "fp_fake0001"
     });
+    if stream {
+        return stream_completion(&completion, include_usage, standard);
+    }
     (StatusCode::OK, standard, Json(completion)).into_response()
 }
 
@@ -973,5 +1132,95 @@ mod tests {
         )
         .is_err());
         assert_eq!(fake.request_count(), 5);
+    }
+
+    /// The `data:` payloads of a server-sent event stream.
+    fn events(text: &str) -> Vec<String> {
+        text.split("\n\n")
+            .filter(|event| !event.is_empty())
+            .map(|event| event.strip_prefix("data: ").unwrap().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn streamed_completions_arrive_as_deltas_then_done() {
+        let fake = FakeOpenAi::start().await;
+        let mut request = body(
+            "product_seo_title",
+            json!({"title": "linen shirt", "brand": "Acme"}),
+        );
+        request["stream"] = json!(true);
+        request["stream_options"] = json!({"include_usage": true});
+        let response = post(&fake, Some(FAKE_API_KEY), request).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/event-stream; charset=utf-8"
+        );
+        let events = events(&response.text().await.unwrap());
+        assert_eq!(events.last().unwrap(), "[DONE]");
+        let chunks: Vec<Value> = events[..events.len() - 1]
+            .iter()
+            .map(|event| serde_json::from_str(event).unwrap())
+            .collect();
+        assert!(chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk"));
+        assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+        let content: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(content, r#"{"value":"Linen Shirt | Acme"}"#);
+        let finish = &chunks[chunks.len() - 2];
+        assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+        assert_eq!(finish["usage"], Value::Null);
+        let usage = chunks.last().unwrap();
+        assert_eq!(usage["choices"], json!([]));
+        assert!(usage["usage"]["total_tokens"].as_u64().unwrap() > 0);
+
+        let mut wrong = body("product_title", json!({"title": "x"}));
+        wrong["stream"] = json!("yes");
+        let refused = post(&fake, Some(FAKE_API_KEY), wrong).await;
+        assert_eq!(refused.status(), 400);
+        let error: Value = refused.json().await.unwrap();
+        assert_eq!(error["error"]["param"], "stream");
+        let mut options_alone = body("product_title", json!({"title": "x"}));
+        options_alone["stream_options"] = json!({"include_usage": true});
+        let refused = post(&fake, Some(FAKE_API_KEY), options_alone).await;
+        assert_eq!(refused.status(), 400);
+    }
+
+    #[tokio::test]
+    async fn models_are_listed_and_retrieved() {
+        let fake = FakeOpenAi::start().await;
+        let http = reqwest::Client::new();
+        let get = |path: &str| {
+            http.get(format!("{}{path}", fake.base_url()))
+                .bearer_auth(FAKE_API_KEY)
+                .send()
+        };
+        let list: Value = get("/models").await.unwrap().json().await.unwrap();
+        assert_eq!(list["object"], "list");
+        assert!(list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|model| model["id"] == "gpt-4o-mini" && model["object"] == "model"));
+        let one = get("/models/gpt-4o-mini").await.unwrap();
+        assert_eq!(one.status(), 200);
+        assert_eq!(one.json::<Value>().await.unwrap()["owned_by"], "system");
+        let missing = get("/models/gpt-nope").await.unwrap();
+        assert_eq!(missing.status(), 404);
+        assert_eq!(
+            missing.json::<Value>().await.unwrap()["error"]["code"],
+            "model_not_found"
+        );
+        let anonymous = http
+            .get(format!("{}/models", fake.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), 401);
     }
 }

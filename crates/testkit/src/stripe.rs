@@ -2,11 +2,17 @@
 //! ("Implications for a faithful fake Stripe"), served on a random loopback port.
 //!
 //! API (§3–§5, implication 8): `POST /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}`,
-//! `POST /v1/billing_portal/sessions`, `GET /v1/subscriptions/{id}` and
-//! `GET /v1/subscriptions` (Stripe's list envelope with `has_more`, canceled subscriptions
-//! only with `status=all`). Bearer and Basic (`sk_...:`) auth, 401 otherwise; form bodies
-//! with bracket keys and percent-decoding, unknown parameters refused; errors as
-//! `{"error": {"type", "code", "message", "param"}}`; a `Request-Id` on every answer.
+//! `POST /v1/billing_portal/sessions`, `GET /v1/subscriptions/{id}`, `GET /v1/subscriptions`
+//! (canceled subscriptions only with `status=all`), and customers (`POST /v1/customers`,
+//! `GET` and `POST /v1/customers/{id}`, `GET /v1/customers`); lists in Stripe's envelope
+//! with `limit`, `starting_after`/`ending_before` and `has_more`. Bearer and Basic
+//! (`sk_...:`) auth, 401 otherwise; form bodies with bracket keys and percent-decoding.
+//! Each endpoint knows the parameters Stripe defines for it ([`Known`]): those the fake does
+//! not act on are accepted and ignored, others are refused as `parameter_unknown`;
+//! `expand[]` replaces `customer`, `subscription` and `latest_invoice` ids with the objects
+//! (in lists through `data.`). Errors
+//! as `{"error": {"type", "code", "doc_url", "message", "param"}}`; a `Request-Id` on every
+//! answer.
 //! Idempotency per key (§5): the same key and parameters replay the stored status and body
 //! (500s included), other parameters or another endpoint are an `idempotency_error`, and
 //! nothing is stored for a request that failed validation or was throttled (429 runs before
@@ -247,6 +253,8 @@ struct StripeState {
     base_url: String,
     secret_key: String,
     customers: BTreeMap<String, Value>,
+    /// Creation order of the customers, to list newest first when `created` ties.
+    customer_sequence: HashMap<String, u64>,
     sessions: BTreeMap<String, FakeSession>,
     subscriptions: BTreeMap<String, FakeSubscription>,
     invoices: BTreeMap<String, FakeInvoice>,
@@ -341,6 +349,7 @@ impl FakeStripe {
             base_url: base_url.clone(),
             secret_key: secret_key.clone(),
             customers: BTreeMap::new(),
+            customer_sequence: HashMap::new(),
             sessions: BTreeMap::new(),
             subscriptions: BTreeMap::new(),
             invoices: BTreeMap::new(),
@@ -366,6 +375,18 @@ impl FakeStripe {
             .route(
                 "/v1/billing_portal/sessions",
                 post(create_portal_session).fallback(unknown_route),
+            )
+            .route(
+                "/v1/customers",
+                get(list_customers)
+                    .post(create_customer_endpoint)
+                    .fallback(unknown_route),
+            )
+            .route(
+                "/v1/customers/{id}",
+                get(retrieve_customer)
+                    .post(update_customer)
+                    .fallback(unknown_route),
             )
             .route(
                 "/v1/subscriptions",
@@ -782,15 +803,35 @@ impl StripeState {
 
 fn insert_customer(state: &mut StripeState, email: &str) -> String {
     let id = random_id("cus_", 14);
+    state.next_sequence += 1;
+    state
+        .customer_sequence
+        .insert(id.clone(), state.next_sequence);
     state.customers.insert(
         id.clone(),
         json!({
             "id": id,
             "object": "customer",
+            "address": null,
+            "balance": 0,
             "created": now(),
+            "currency": null,
+            "default_source": null,
+            "delinquent": false,
+            "description": null,
+            "discount": null,
             "email": if email.is_empty() { Value::Null } else { email.into() },
+            "invoice_prefix": random_id("", 8).to_uppercase(),
+            "invoice_settings": {"custom_fields": null, "default_payment_method": null, "footer": null, "rendering_options": null},
             "livemode": false,
             "metadata": {},
+            "name": null,
+            "next_invoice_sequence": 1,
+            "phone": null,
+            "preferred_locales": [],
+            "shipping": null,
+            "tax_exempt": "none",
+            "test_clock": null,
         }),
     );
     id
@@ -1066,6 +1107,14 @@ impl Failure {
         let mut error = json!({"type": kind, "message": message});
         if let Some(code) = code {
             error["code"] = code.into();
+            // Stripe links each coded error to its page, the code hyphenated
+            // (`parameter_unknown` → …/error-codes/parameter-unknown; stripe/stripe-java
+            // `src/test/java/com/stripe/model/StripeErrorTest.java` pins a live answer).
+            error["doc_url"] = format!(
+                "https://stripe.com/docs/error-codes/{}",
+                code.replace('_', "-")
+            )
+            .into();
         }
         if let Some(param) = param {
             error["param"] = param.into();
@@ -1129,16 +1178,33 @@ impl Params {
             .collect()
     }
 
-    /// The first parameter `allowed` refuses, answered as Stripe answers unknown ones.
+    /// The parameters `allowed` refuses, answered as Stripe answers unknown ones: all of them
+    /// named in the message, the first in `param`.
     fn refuse_unknown(&self, allowed: impl Fn(&str) -> bool) -> Result<(), Failure> {
-        match self.0.iter().find(|(name, _)| !allowed(name)) {
-            Some((name, _)) => Err(Failure::invalid(
+        let mut unknown: Vec<&str> = Vec::new();
+        for (name, _) in &self.0 {
+            if !allowed(name) && !unknown.contains(&name.as_str()) {
+                unknown.push(name);
+            }
+        }
+        match unknown.as_slice() {
+            [] => Ok(()),
+            [name] => Err(Failure::invalid(
                 name,
                 Some("parameter_unknown"),
                 &format!("Received unknown parameter: {name}"),
             )),
-            None => Ok(()),
+            [first, ..] => Err(Failure::invalid(
+                first,
+                Some("parameter_unknown"),
+                &format!("Received unknown parameters: {}", unknown.join(", ")),
+            )),
         }
+    }
+
+    /// Refuses what `known` does not define ([`Known::defines`]).
+    fn refuse_unknown_to(&self, known: &Known) -> Result<(), Failure> {
+        self.refuse_unknown(|name| known.defines(name))
     }
 
     /// The parameters in a canonical order, to compare idempotent retries.
@@ -1157,6 +1223,247 @@ struct Context {
 }
 
 type Handler = fn(&mut StripeState, &Params, &Context) -> Result<Value, Failure>;
+
+/// The parameters Stripe defines on one endpoint, to accept what Stripe accepts (even when
+/// the fake ignores it) and refuse the rest as `parameter_unknown`. The top-level names are
+/// those of the endpoint's `*Params` interface in stripe-node (`stripe` 23.2.0, API version
+/// `2026-11-18.endive`, `esm/resources/**/*.d.ts`).
+struct Known {
+    /// Parameters the fake reads, as patterns of form keys: a literal segment, `N` for a list
+    /// index, `*` for any one key (metadata), `**` for any nested keys.
+    read: &'static [&'static str],
+    /// Parameters the fake accepts and ignores, with whatever nested keys they carry.
+    ignored: &'static [&'static str],
+}
+
+/// `name[a][b]` as `["name", "a", "b"]`; `None` for a malformed key.
+fn form_key_segments(name: &str) -> Option<Vec<&str>> {
+    let (head, mut rest) = match name.find('[') {
+        Some(at) => (&name[..at], &name[at..]),
+        None => (name, ""),
+    };
+    let mut segments = vec![head];
+    while !rest.is_empty() {
+        let inner = rest.strip_prefix('[')?;
+        let end = inner.find(']')?;
+        segments.push(&inner[..end]);
+        rest = &inner[end + 1..];
+    }
+    (!head.is_empty()).then_some(segments)
+}
+
+fn pattern_matches(pattern: &[&str], key: &[&str]) -> bool {
+    match (pattern.split_first(), key.split_first()) {
+        (None, None) => true,
+        (Some((&"**", _)), Some(_)) => true,
+        (Some((&"N", pattern)), Some((segment, key))) => {
+            !segment.is_empty()
+                && segment.bytes().all(|b| b.is_ascii_digit())
+                && pattern_matches(pattern, key)
+        }
+        (Some((&"*", pattern)), Some((segment, key))) => {
+            !segment.is_empty() && pattern_matches(pattern, key)
+        }
+        (Some((literal, pattern)), Some((segment, key))) => {
+            literal == segment && pattern_matches(pattern, key)
+        }
+        _ => false,
+    }
+}
+
+impl Known {
+    fn defines(&self, name: &str) -> bool {
+        let Some(key) = form_key_segments(name) else {
+            return false;
+        };
+        self.ignored.contains(&key[0])
+            || self.read.iter().any(|pattern| {
+                let pattern: Vec<&str> = form_key_segments(pattern).unwrap_or_default();
+                pattern_matches(&pattern, &key)
+            })
+    }
+}
+
+/// `POST /v1/checkout/sessions` (`Checkout.SessionCreateParams`).
+const CHECKOUT_CREATE: Known = Known {
+    read: &[
+        "mode",
+        "success_url",
+        "cancel_url",
+        "client_reference_id",
+        "customer",
+        "customer_email",
+        "metadata[*]",
+        "line_items[N][price]",
+        "line_items[N][quantity]",
+        "line_items[N][metadata][*]",
+        "line_items[N][tax_rates][N]",
+        "line_items[N][adjustable_quantity][**]",
+        "line_items[N][price_data][**]",
+        "automatic_tax[enabled]",
+        "automatic_tax[liability][type]",
+        "automatic_tax[liability][account]",
+        "expand[N]",
+    ],
+    ignored: &[
+        "adaptive_pricing",
+        "after_expiration",
+        "allow_promotion_codes",
+        "allowed_payment_method_types",
+        "billing_address_collection",
+        "branding_settings",
+        "consent_collection",
+        "currency",
+        "custom_fields",
+        "custom_text",
+        "customer_account",
+        "customer_creation",
+        "customer_update",
+        "discounts",
+        "excluded_payment_method_types",
+        "expires_at",
+        "integration_identifier",
+        "invoice_creation",
+        "locale",
+        "managed_payments",
+        "name_collection",
+        "optional_items",
+        "origin_context",
+        "payment_intent_data",
+        "payment_method_collection",
+        "payment_method_configuration",
+        "payment_method_data",
+        "payment_method_options",
+        "permissions",
+        "phone_number_collection",
+        "redirect_on_completion",
+        "return_url",
+        "saved_payment_method_options",
+        "setup_intent_data",
+        "shipping_address_collection",
+        "shipping_options",
+        "submit_type",
+        "subscription_data",
+        "tax_id_collection",
+        "ui_mode",
+        "wallet_options",
+    ],
+};
+
+/// Retrieving one object (`*RetrieveParams`): `expand` only.
+const RETRIEVE: Known = Known {
+    read: &["expand[N]"],
+    ignored: &[],
+};
+
+/// `POST /v1/billing_portal/sessions` (`BillingPortal.SessionCreateParams`).
+const PORTAL_CREATE: Known = Known {
+    read: &[
+        "customer",
+        "return_url",
+        "configuration",
+        "locale",
+        "expand[N]",
+    ],
+    ignored: &[
+        "after_expiration",
+        "customer_account",
+        "flow_data",
+        "on_behalf_of",
+    ],
+};
+
+/// `GET /v1/subscriptions` (`SubscriptionListParams` and Stripe's pagination).
+const SUBSCRIPTION_LIST: Known = Known {
+    read: &[
+        "customer",
+        "price",
+        "status",
+        "limit",
+        "starting_after",
+        "ending_before",
+        "expand[N]",
+    ],
+    ignored: &[
+        "automatic_tax",
+        "collection_method",
+        "created",
+        "current_period_end",
+        "current_period_start",
+        "customer_account",
+        "plan",
+        "test_clock",
+    ],
+};
+
+/// `POST /v1/customers` (`CustomerCreateParams`).
+const CUSTOMER_CREATE: Known = Known {
+    read: &[
+        "email",
+        "name",
+        "description",
+        "phone",
+        "metadata[*]",
+        "preferred_locales[N]",
+        "expand[N]",
+    ],
+    ignored: &[
+        "address",
+        "balance",
+        "business_name",
+        "cash_balance",
+        "individual_name",
+        "invoice_prefix",
+        "invoice_settings",
+        "next_invoice_sequence",
+        "payment_method",
+        "shipping",
+        "source",
+        "tax",
+        "tax_exempt",
+        "tax_id_data",
+        "test_clock",
+        "validate",
+    ],
+};
+
+/// `POST /v1/customers/{id}` (`CustomerUpdateParams`).
+const CUSTOMER_UPDATE: Known = Known {
+    read: CUSTOMER_CREATE.read,
+    ignored: &[
+        "address",
+        "balance",
+        "business_name",
+        "cash_balance",
+        "default_source",
+        "individual_name",
+        "invoice_prefix",
+        "invoice_settings",
+        "next_invoice_sequence",
+        "shipping",
+        "source",
+        "tax",
+        "tax_exempt",
+        "validate",
+    ],
+};
+
+/// `GET /v1/customers` (`CustomerListParams` and Stripe's pagination).
+const CUSTOMER_LIST: Known = Known {
+    read: &[
+        "email",
+        "limit",
+        "starting_after",
+        "ending_before",
+        "created",
+        "created[gt]",
+        "created[gte]",
+        "created[lt]",
+        "created[lte]",
+        "expand[N]",
+    ],
+    ignored: &["test_clock"],
+};
 
 /// Refuses `param` unless it is absent or an `http(s)` URL.
 fn check_url(params: &Params, param: &str) -> Result<(), Failure> {
@@ -1387,7 +1694,9 @@ fn run(
         (failure.status, failure.body)
     } else {
         let context = Context { version, path_id };
-        match handler(state, &params, &context) {
+        let answered = handler(state, &params, &context)
+            .and_then(|body| expand(state, body, &params, &context.version));
+        match answered {
             Ok(body) => (StatusCode::OK, body),
             // Nothing is stored for a request that fails validation (§5).
             Err(failure) => return fail(failure),
@@ -1407,11 +1716,76 @@ fn run(
     (status, body)
 }
 
-fn bracket_key_of(name: &str, prefix: &str) -> bool {
-    name.strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix('['))
-        .and_then(|rest| rest.strip_suffix(']'))
-        .is_some_and(|key| !key.is_empty() && !key.contains(['[', ']']))
+/// Stripe's `expand[]`: each dotted path (`customer`, `subscription`, `latest_invoice`, or
+/// `data.customer` in a list) whose field holds an object id is replaced by that object.
+/// A path to anything else is refused as Stripe refuses it.
+fn expand(
+    state: &StripeState,
+    mut body: Value,
+    params: &Params,
+    version: &str,
+) -> Result<Value, Failure> {
+    let paths: Vec<&str> = params
+        .0
+        .iter()
+        .filter(|(name, _)| name.starts_with("expand["))
+        .map(|(_, path)| path.as_str())
+        .collect();
+    for path in paths {
+        let segments: Vec<&str> = path.split('.').collect();
+        if !expand_at(state, &mut body, &segments, version) {
+            return Err(Failure::invalid(
+                "expand",
+                None,
+                &format!("This property cannot be expanded ({path})."),
+            ));
+        }
+    }
+    Ok(body)
+}
+
+/// Expands `segments` under `value` (through every item of `data` lists); whether the path
+/// named an expandable field.
+fn expand_at(state: &StripeState, value: &mut Value, segments: &[&str], version: &str) -> bool {
+    let Some((first, rest)) = segments.split_first() else {
+        return false;
+    };
+    if *first == "data" {
+        if let Some(items) = value["data"].as_array_mut() {
+            return items
+                .iter_mut()
+                .all(|item| expand_at(state, item, rest, version));
+        }
+    }
+    let Some(field) = value.get_mut(*first) else {
+        return false;
+    };
+    if !rest.is_empty() {
+        return expand_at(state, field, rest, version);
+    }
+    let Some(id) = field.as_str() else {
+        // Null (nothing to expand) or already an object.
+        return field.is_null() || field.is_object();
+    };
+    let expanded = match (*first, id) {
+        ("customer", id) => state.customers.get(id).cloned(),
+        ("subscription", id) => state
+            .subscriptions
+            .get(id)
+            .map(|subscription| render_subscription(subscription, version)),
+        ("latest_invoice", id) => state
+            .invoices
+            .get(id)
+            .map(|invoice| render_invoice(invoice, version)),
+        _ => return false,
+    };
+    match expanded {
+        Some(object) => {
+            *field = object;
+            true
+        }
+        None => false,
+    }
 }
 
 /// `line_items[<index>][<field>]` as `(index, field)`.
@@ -1428,19 +1802,7 @@ fn checkout_create(
     params: &Params,
     _: &Context,
 ) -> Result<Value, Failure> {
-    params.refuse_unknown(|name| {
-        matches!(
-            name,
-            "mode"
-                | "success_url"
-                | "cancel_url"
-                | "client_reference_id"
-                | "customer"
-                | "customer_email"
-        ) || bracket_key_of(name, "metadata")
-            || bracket_key_of(name, "subscription_data[metadata]")
-            || line_item_key(name).is_some_and(|(_, field)| matches!(field, "price" | "quantity"))
-    })?;
+    params.refuse_unknown_to(&CHECKOUT_CREATE)?;
     let mode = params.get("mode").ok_or_else(|| Failure::missing("mode"))?;
     let mut lines: BTreeMap<usize, (Option<&str>, Option<&str>)> = BTreeMap::new();
     for (name, value) in &params.0 {
@@ -1448,7 +1810,8 @@ fn checkout_create(
             let line = lines.entry(index).or_default();
             match field {
                 "price" => line.0 = Some(value),
-                _ => line.1 = Some(value),
+                "quantity" => line.1 = Some(value),
+                _ => {}
             }
         }
     }
@@ -1544,6 +1907,7 @@ fn checkout_create(
         "object": "checkout.session",
         "amount_subtotal": amount,
         "amount_total": amount,
+        "automatic_tax": automatic_tax(params)?,
         "cancel_url": params.get("cancel_url"),
         "client_reference_id": params.get("client_reference_id"),
         "created": created,
@@ -1571,13 +1935,38 @@ fn checkout_create(
     Ok(session)
 }
 
+/// A session's `automatic_tax` from `automatic_tax[enabled]` and `automatic_tax[liability]`.
+/// The fake computes no tax: an enabled session reports `status: complete` and no amount.
+fn automatic_tax(params: &Params) -> Result<Value, Failure> {
+    let enabled = match params.get("automatic_tax[enabled]") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(Failure::invalid(
+                "automatic_tax[enabled]",
+                Some("parameter_invalid_boolean"),
+                &format!("Invalid boolean: {other}"),
+            ))
+        }
+    };
+    let liability = params.get("automatic_tax[liability][type]").map(
+        |kind| json!({"type": kind, "account": params.get("automatic_tax[liability][account]")}),
+    );
+    Ok(json!({
+        "enabled": enabled,
+        "liability": if enabled { liability.unwrap_or_else(|| json!({"type": "self"})) } else { Value::Null },
+        "provider": if enabled { json!("stripe") } else { Value::Null },
+        "status": if enabled { json!("complete") } else { Value::Null },
+    }))
+}
+
 /// `GET /v1/checkout/sessions/{id}`.
 fn checkout_retrieve(
     state: &mut StripeState,
     params: &Params,
     context: &Context,
 ) -> Result<Value, Failure> {
-    params.refuse_unknown(|_| false)?;
+    params.refuse_unknown_to(&RETRIEVE)?;
     let id = context.path_id.as_deref().unwrap_or("");
     state
         .sessions
@@ -1588,9 +1977,7 @@ fn checkout_retrieve(
 
 /// `POST /v1/billing_portal/sessions` (§4, implication 7).
 fn portal_create(state: &mut StripeState, params: &Params, _: &Context) -> Result<Value, Failure> {
-    params.refuse_unknown(|name| {
-        matches!(name, "customer" | "return_url" | "configuration" | "locale")
-    })?;
+    params.refuse_unknown_to(&PORTAL_CREATE)?;
     let customer = params
         .get("customer")
         .ok_or_else(|| Failure::missing("customer"))?;
@@ -1631,7 +2018,7 @@ fn subscription_retrieve(
     params: &Params,
     context: &Context,
 ) -> Result<Value, Failure> {
-    params.refuse_unknown(|_| false)?;
+    params.refuse_unknown_to(&RETRIEVE)?;
     let id = context.path_id.as_deref().unwrap_or("");
     state
         .subscriptions
@@ -1640,24 +2027,10 @@ fn subscription_retrieve(
         .ok_or_else(|| not_found("subscription", id))
 }
 
-/// `GET /v1/subscriptions`: newest first; `customer`, `price` and `status` filters
-/// (without `status`, canceled subscriptions are left out; `all` includes them, `ended`
-/// means canceled or `incomplete_expired`); `limit` 1–100 (10 by default) and
-/// `starting_after` paging with `has_more`. `ending_before` is not served and is refused
-/// as unknown rather than ignored.
-fn subscription_list(
-    state: &mut StripeState,
-    params: &Params,
-    context: &Context,
-) -> Result<Value, Failure> {
-    params.refuse_unknown(|name| {
-        matches!(
-            name,
-            "customer" | "price" | "status" | "limit" | "starting_after"
-        )
-    })?;
-    let limit = match params.get("limit") {
-        None => 10,
+/// `limit`: 1–100, 10 by default.
+fn list_limit(params: &Params) -> Result<usize, Failure> {
+    match params.get("limit") {
+        None => Ok(10),
         Some(text) => text
             .parse::<usize>()
             .ok()
@@ -1668,8 +2041,73 @@ fn subscription_list(
                     Some("parameter_invalid_integer"),
                     "This value must be greater than or equal to 1 and less than or equal to 100.",
                 )
-            })?,
+            }),
+    }
+}
+
+/// Stripe's list envelope over `matching` (ids in list order, newest first, with their JSON):
+/// `limit` items after `starting_after` or before `ending_before` (either one; cursors must
+/// name an existing object, `exists`), and `has_more` when the list goes on in that
+/// direction.
+fn list_envelope(
+    matching: Vec<(String, Value)>,
+    params: &Params,
+    url: &str,
+    what: &str,
+    exists: impl Fn(&str) -> bool,
+) -> Result<Value, Failure> {
+    let limit = list_limit(params)?;
+    let after = params.get("starting_after");
+    let before = params.get("ending_before");
+    if after.is_some() && before.is_some() {
+        return Err(Failure::invalid(
+            "ending_before",
+            None,
+            "You may only specify one of these parameters: ending_before, starting_after.",
+        ));
+    }
+    let position = |param: &str, cursor: &str| -> Result<Option<usize>, Failure> {
+        if !exists(cursor) {
+            return Err(Failure::no_such(param, what, cursor));
+        }
+        Ok(matching.iter().position(|(id, _)| id == cursor))
     };
+    let (start, end, has_more) = if let Some(cursor) = before {
+        let end = position("ending_before", cursor)?.unwrap_or(0);
+        let start = end.saturating_sub(limit);
+        (start, end, start > 0)
+    } else {
+        let start = match after {
+            Some(cursor) => position("starting_after", cursor)?.map_or(matching.len(), |at| at + 1),
+            None => 0,
+        };
+        let end = (start + limit).min(matching.len());
+        (start, end, matching.len() > end)
+    };
+    let data: Vec<Value> = matching
+        .into_iter()
+        .skip(start)
+        .take(end.saturating_sub(start))
+        .map(|(_, json)| json)
+        .collect();
+    Ok(json!({
+        "object": "list",
+        "data": data,
+        "has_more": has_more,
+        "url": url,
+    }))
+}
+
+/// `GET /v1/subscriptions`: newest first; `customer`, `price` and `status` filters
+/// (without `status`, canceled subscriptions are left out; `all` includes them, `ended`
+/// means canceled or `incomplete_expired`) and Stripe's paging ([`list_envelope`]).
+fn subscription_list(
+    state: &mut StripeState,
+    params: &Params,
+    context: &Context,
+) -> Result<Value, Failure> {
+    params.refuse_unknown_to(&SUBSCRIPTION_LIST)?;
+    list_limit(params)?;
     let status = params.get("status");
     const STATUSES: [&str; 10] = [
         "incomplete",
@@ -1717,30 +2155,191 @@ fn subscription_list(
     matching.sort_by_key(|subscription| {
         std::cmp::Reverse((subscription.created, subscription.sequence))
     });
-    let start = match params.get("starting_after") {
-        None => 0,
-        Some(cursor) => {
-            if !state.subscriptions.contains_key(cursor) {
-                return Err(Failure::no_such("starting_after", "subscription", cursor));
-            }
-            matching
-                .iter()
-                .position(|subscription| subscription.id == cursor)
-                .map_or(matching.len(), |position| position + 1)
-        }
-    };
-    let page: Vec<Value> = matching
-        .iter()
-        .skip(start)
-        .take(limit)
-        .map(|subscription| render_subscription(subscription, &context.version))
+    let matching = matching
+        .into_iter()
+        .map(|subscription| {
+            (
+                subscription.id.clone(),
+                render_subscription(subscription, &context.version),
+            )
+        })
         .collect();
-    Ok(json!({
-        "object": "list",
-        "data": page,
-        "has_more": matching.len() > start + limit,
-        "url": "/v1/subscriptions",
-    }))
+    list_envelope(
+        matching,
+        params,
+        "/v1/subscriptions",
+        "subscription",
+        |id| state.subscriptions.contains_key(id),
+    )
+}
+
+/// An email as Stripe checks it: something before and after `@`, a dot in the domain.
+fn check_email(params: &Params, param: &str) -> Result<(), Failure> {
+    let Some(email) = params.get(param).filter(|email| !email.is_empty()) else {
+        return Ok(());
+    };
+    let (local, domain) = email.split_once('@').unwrap_or(("", ""));
+    if local.is_empty() || !domain.contains('.') || domain.contains('@') {
+        return Err(Failure::invalid(
+            param,
+            Some("email_invalid"),
+            &format!("Invalid email address: {email}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies the customer fields the fake keeps: `email`, `name`, `description`, `phone`
+/// (an empty value unsets them), `preferred_locales` and `metadata` (merged; an empty
+/// value removes the key).
+fn apply_customer_fields(customer: &mut Value, params: &Params) {
+    for field in ["email", "name", "description", "phone"] {
+        if let Some(value) = params.get(field) {
+            customer[field] = if value.is_empty() {
+                Value::Null
+            } else {
+                value.into()
+            };
+        }
+    }
+    let locales: Vec<&str> = params
+        .0
+        .iter()
+        .filter(|(name, _)| name.starts_with("preferred_locales["))
+        .map(|(_, value)| value.as_str())
+        .collect();
+    if !locales.is_empty() {
+        customer["preferred_locales"] = locales.into();
+    }
+    if !customer["metadata"].is_object() {
+        customer["metadata"] = json!({});
+    }
+    for (key, value) in params.bracketed("metadata") {
+        if let Some(metadata) = customer["metadata"].as_object_mut() {
+            if value.is_empty() {
+                metadata.remove(&key);
+            } else {
+                metadata.insert(key, value.into());
+            }
+        }
+    }
+}
+
+/// `POST /v1/customers`.
+fn customer_create(
+    state: &mut StripeState,
+    params: &Params,
+    _: &Context,
+) -> Result<Value, Failure> {
+    params.refuse_unknown_to(&CUSTOMER_CREATE)?;
+    check_email(params, "email")?;
+    let id = insert_customer(state, "");
+    let customer = state
+        .customers
+        .get_mut(&id)
+        .ok_or_else(|| not_found("customer", &id))?;
+    apply_customer_fields(customer, params);
+    Ok(customer.clone())
+}
+
+/// `GET /v1/customers/{id}`.
+fn customer_retrieve(
+    state: &mut StripeState,
+    params: &Params,
+    context: &Context,
+) -> Result<Value, Failure> {
+    params.refuse_unknown_to(&RETRIEVE)?;
+    let id = context.path_id.as_deref().unwrap_or("");
+    state
+        .customers
+        .get(id)
+        .cloned()
+        .ok_or_else(|| not_found("customer", id))
+}
+
+/// `POST /v1/customers/{id}`: only the given fields change.
+fn customer_update(
+    state: &mut StripeState,
+    params: &Params,
+    context: &Context,
+) -> Result<Value, Failure> {
+    params.refuse_unknown_to(&CUSTOMER_UPDATE)?;
+    check_email(params, "email")?;
+    let id = context.path_id.as_deref().unwrap_or("");
+    let customer = state
+        .customers
+        .get_mut(id)
+        .ok_or_else(|| not_found("customer", id))?;
+    apply_customer_fields(customer, params);
+    Ok(customer.clone())
+}
+
+/// `created` or `created[gt|gte|lt|lte]` as a filter on Unix seconds.
+fn created_filter(params: &Params) -> Result<impl Fn(i64) -> bool, Failure> {
+    let mut bounds: Vec<(&str, i64)> = Vec::new();
+    for (name, operator) in [
+        ("created", "eq"),
+        ("created[gt]", "gt"),
+        ("created[gte]", "gte"),
+        ("created[lt]", "lt"),
+        ("created[lte]", "lte"),
+    ] {
+        if let Some(text) = params.get(name) {
+            let at = text.parse::<i64>().map_err(|_| {
+                Failure::invalid(
+                    name,
+                    Some("parameter_invalid_integer"),
+                    &format!("Invalid integer: {text}"),
+                )
+            })?;
+            bounds.push((operator, at));
+        }
+    }
+    Ok(move |created: i64| {
+        bounds.iter().all(|(operator, at)| match *operator {
+            "gt" => created > *at,
+            "gte" => created >= *at,
+            "lt" => created < *at,
+            "lte" => created <= *at,
+            _ => created == *at,
+        })
+    })
+}
+
+/// `GET /v1/customers`: newest first, `email` (exact) and `created` filters, Stripe's paging.
+fn customer_list(state: &mut StripeState, params: &Params, _: &Context) -> Result<Value, Failure> {
+    params.refuse_unknown_to(&CUSTOMER_LIST)?;
+    list_limit(params)?;
+    let created = created_filter(params)?;
+    let mut matching: Vec<&Value> = state
+        .customers
+        .values()
+        .filter(|customer| {
+            params
+                .get("email")
+                .is_none_or(|email| customer["email"].as_str() == Some(email))
+        })
+        .filter(|customer| created(customer["created"].as_i64().unwrap_or(0)))
+        .collect();
+    matching.sort_by_key(|customer| {
+        let id = customer["id"].as_str().unwrap_or("");
+        std::cmp::Reverse((
+            customer["created"].as_i64().unwrap_or(0),
+            state.customer_sequence.get(id).copied().unwrap_or(0),
+        ))
+    });
+    let matching = matching
+        .into_iter()
+        .map(|customer| {
+            (
+                customer["id"].as_str().unwrap_or("").to_owned(),
+                customer.clone(),
+            )
+        })
+        .collect();
+    list_envelope(matching, params, "/v1/customers", "customer", |id| {
+        state.customers.contains_key(id)
+    })
 }
 
 async fn create_checkout_session(
@@ -1797,6 +2396,54 @@ async fn retrieve_subscription(
 
 async fn list_subscriptions(State(state): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
     serve(&state, "GET", &uri, &headers, &[], None, subscription_list)
+}
+
+async fn list_customers(State(state): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
+    serve(&state, "GET", &uri, &headers, &[], None, customer_list)
+}
+
+async fn create_customer_endpoint(
+    State(state): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(&state, "POST", &uri, &headers, &body, None, customer_create)
+}
+
+async fn retrieve_customer(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    serve(
+        &state,
+        "GET",
+        &uri,
+        &headers,
+        &[],
+        Some(id),
+        customer_retrieve,
+    )
+}
+
+async fn update_customer(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(
+        &state,
+        "POST",
+        &uri,
+        &headers,
+        &body,
+        Some(id),
+        customer_update,
+    )
 }
 
 /// The hosted Checkout page a session's `url` leads to.
@@ -2182,5 +2829,160 @@ mod tests {
         assert_eq!(sorted.len(), ids.len(), "unique ids");
         let body = fake.event_body(ids[0]).unwrap();
         assert!(body.starts_with(b"{\n  \""), "pretty JSON, as Stripe sends");
+    }
+
+    #[tokio::test]
+    async fn parameters_stripe_defines_are_accepted_and_others_refused_with_a_doc_url() {
+        let fake = FakeStripe::start().await;
+        let mut form = CHECKOUT.to_vec();
+        form.extend([
+            ("automatic_tax[enabled]", "true"),
+            ("allow_promotion_codes", "true"),
+            ("subscription_data[trial_period_days]", "14"),
+            ("expand[0]", "subscription"),
+        ]);
+        let (status, _, session) = post(&fake, "/v1/checkout/sessions", &form, &[]).await;
+        assert_eq!(status, 200, "{session}");
+        assert_eq!(session["automatic_tax"]["enabled"], true);
+        form.extend([("automatic_tax[enable]", "true"), ("colour", "red")]);
+        let (status, _, body) = post(&fake, "/v1/checkout/sessions", &form, &[]).await;
+        assert_eq!(status, 400);
+        assert_eq!(body["error"]["code"], "parameter_unknown");
+        assert_eq!(body["error"]["param"], "automatic_tax[enable]");
+        assert_eq!(
+            body["error"]["message"],
+            "Received unknown parameters: automatic_tax[enable], colour"
+        );
+        assert_eq!(
+            body["error"]["doc_url"],
+            "https://stripe.com/docs/error-codes/parameter-unknown"
+        );
+        let (status, body) = get(&fake, "/v1/subscriptions/sub_nope", None).await;
+        assert_eq!(status, 404);
+        assert_eq!(
+            body["error"]["doc_url"],
+            "https://stripe.com/docs/error-codes/resource-missing"
+        );
+    }
+
+    #[tokio::test]
+    async fn customers_are_created_retrieved_updated_and_listed() {
+        let fake = FakeStripe::start().await;
+        let (status, _, created) = post(
+            &fake,
+            "/v1/customers",
+            &[
+                ("email", "ada@shop.example"),
+                ("name", "Ada"),
+                ("metadata[account]", "42"),
+                ("address[country]", "FR"),
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(status, 200, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        assert!(id.starts_with("cus_"));
+        assert_eq!(created["object"], "customer");
+        assert_eq!(created["metadata"]["account"], "42");
+        let (status, _, updated) = post(
+            &fake,
+            &format!("/v1/customers/{id}"),
+            &[
+                ("name", "Ada L."),
+                ("metadata[account]", ""),
+                ("metadata[plan]", "pro"),
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(updated["name"], "Ada L.");
+        assert_eq!(updated["email"], "ada@shop.example");
+        assert_eq!(updated["metadata"], json!({"plan": "pro"}));
+        let (status, fetched) = get(&fake, &format!("/v1/customers/{id}"), None).await;
+        assert_eq!((status, fetched), (200, updated));
+        let (status, _, refused) =
+            post(&fake, "/v1/customers", &[("email", "not-an-email")], &[]).await;
+        assert_eq!(status, 400);
+        assert_eq!(refused["error"]["code"], "email_invalid");
+        let (status, missing) = get(&fake, "/v1/customers/cus_nope", None).await;
+        assert_eq!(status, 404);
+        assert_eq!(missing["error"]["code"], "resource_missing");
+
+        let more: Vec<String> = (0..3)
+            .map(|n| fake.create_customer(&format!("c{n}@shop.example")))
+            .collect();
+        let (_, first) = get(&fake, "/v1/customers?limit=2", None).await;
+        let ids = |page: &Value| -> Vec<String> {
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(ids(&first), [more[2].clone(), more[1].clone()]);
+        assert_eq!(first["has_more"], true);
+        assert_eq!(first["url"], "/v1/customers");
+        let (_, second) = get(
+            &fake,
+            &format!("/v1/customers?limit=2&starting_after={}", more[1]),
+            None,
+        )
+        .await;
+        assert_eq!(ids(&second), [more[0].clone(), id.clone()]);
+        assert_eq!(second["has_more"], false);
+        let (_, back) = get(
+            &fake,
+            &format!("/v1/customers?limit=1&ending_before={}", more[0]),
+            None,
+        )
+        .await;
+        assert_eq!(ids(&back), [more[1].clone()]);
+        assert_eq!(back["has_more"], true);
+        let (_, by_email) = get(&fake, "/v1/customers?email=ada%40shop.example", None).await;
+        assert_eq!(ids(&by_email), [id]);
+    }
+
+    #[tokio::test]
+    async fn expand_replaces_ids_with_their_objects() {
+        let fake = FakeStripe::start().await;
+        let customer = fake.create_customer("exp@shop.example");
+        let mut form = CHECKOUT.to_vec();
+        form.extend([("customer", customer.as_str()), ("expand[0]", "customer")]);
+        let (status, _, session) = post(&fake, "/v1/checkout/sessions", &form, &[]).await;
+        assert_eq!(status, 200, "{session}");
+        assert_eq!(session["customer"]["id"], customer.as_str());
+        assert_eq!(session["customer"]["email"], "exp@shop.example");
+        let id = session["id"].as_str().unwrap().to_owned();
+        fake.complete_checkout(&id).await;
+        let (_, completed) = get(
+            &fake,
+            &format!("/v1/checkout/sessions/{id}?expand[0]=subscription&expand[1]=customer"),
+            None,
+        )
+        .await;
+        assert_eq!(completed["subscription"]["object"], "subscription");
+        assert_eq!(completed["customer"]["object"], "customer");
+        let (_, listed) = get(
+            &fake,
+            "/v1/subscriptions?expand[0]=data.customer&expand[1]=data.latest_invoice",
+            Some(API_VERSION),
+        )
+        .await;
+        assert_eq!(listed["data"][0]["customer"]["id"], customer.as_str());
+        assert_eq!(listed["data"][0]["latest_invoice"]["object"], "invoice");
+        let (status, refused) = get(
+            &fake,
+            &format!("/v1/customers/{customer}?expand[0]=email"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(
+            refused["error"]["message"],
+            "This property cannot be expanded (email)."
+        );
     }
 }

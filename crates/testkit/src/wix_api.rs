@@ -218,7 +218,10 @@ impl FakeWix {
             .route("/oauth2/token", post(mint_token))
             .route("/apps/v1/instance", get(app_instance))
             .route("/stores/v3/provision/version", get(catalog_version))
-            .route("/stores/v3/products/query", post(v3_query))
+            .route(
+                "/stores/v3/products/query",
+                post(v3_query).get(v3_query_get),
+            )
             .route("/stores/v3/products/{id}", get(v3_get).patch(v3_patch))
             .route("/stores/v3/bulk/products/update", post(v3_bulk_update))
             .route("/categories/v1/categories/query", post(categories_query))
@@ -1206,13 +1209,79 @@ fn cursor_limit(paging: &Value, default: u64) -> Result<usize, Response> {
 
 async fn v3_query(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let body = guard!(parse_body(&body));
-    let mut st = lock(&state);
+    v3_query_products(&state, &headers, &body)
+}
+
+/// `GET /stores/v3/products/query`, the form Wix's SDK sends first (`@wix/sdk` falls back to
+/// `POST` only when the query string would pass 4,000 characters).
+async fn v3_query_get(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let body = guard!(query_string_body(query.as_deref().unwrap_or("")));
+    v3_query_products(&state, &headers, &body)
+}
+
+/// The request message of a `GET` call, as Wix's SDK encodes it (`toURLSearchParams` in
+/// `@wix/sdk-runtime`, `build/rest-modules.js`): a message with nested fields travels whole
+/// as `.r=<base64url(JSON), unpadded>`; a flat one as its fields, dotted paths as names,
+/// repeated for lists (values stay strings, as proto3 JSON reads numbers from strings).
+fn query_string_body(query: &str) -> Result<Value, Response> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
+        application_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "query string is not URL-encoded",
+        )
+    })?;
+    if let Some((_, encoded)) = pairs.iter().find(|(name, _)| name == ".r") {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded.trim_end_matches('='))
+            .map_err(|_| {
+                application_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ARGUMENT",
+                    "the .r parameter is not base64url",
+                )
+            })?;
+        return serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(|| {
+                application_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ARGUMENT",
+                    "the .r parameter is not a JSON object",
+                )
+            });
+    }
+    let mut body = json!({});
+    for (name, value) in pairs {
+        let mut slot = &mut body;
+        for segment in name.split('.') {
+            if !slot.is_object() {
+                *slot = json!({});
+            }
+            slot = &mut slot[segment];
+        }
+        match slot {
+            Value::Null => *slot = Value::String(value),
+            Value::Array(items) => items.push(Value::String(value)),
+            other => *other = json!([other.take(), value]),
+        }
+    }
+    Ok(body)
+}
+
+fn v3_query_products(state: &Shared, headers: &HeaderMap, body: &Value) -> Response {
+    let mut st = lock(state);
     let instance_id = guard!(authorize_catalog(
         &mut st,
-        &headers,
+        headers,
         CatalogVersion::V3Catalog
     ));
-    let fields = guard!(body_fields(&body));
+    let fields = guard!(body_fields(body));
     let query = &body["query"];
     let limit = guard!(cursor_limit(&query["cursorPaging"], 100));
     // With a cursor only cursorPaging counts: the filter travels inside the cursor (§4.2).

@@ -1,9 +1,10 @@
 //! A fake WooCommerce store that follows the REST API v3 as documented in
 //! `../shared/reference/woocommerce.md` (Part B): the same paths under `/wp-json/wc/v3`,
-//! Basic auth only over HTTPS (§B.5; loopback is plain HTTP, so the fake "pretends TLS"
-//! unless told not to), 10 products per page by default and `per_page` limited to 1–100
-//! with WooCommerce's `rest_invalid_param` body (§B.3), `X-WP-Total` / `X-WP-TotalPages` /
-//! `Link` headers, an empty array past the last page, `modified_after` compared in GMT only
+//! served over plain HTTP where, as in WooCommerce, only OAuth 1.0a authenticates (Basic
+//! auth and query-string keys count only over HTTPS; §B.5 and [`oauth`]), 10 products per
+//! page by default and `per_page` limited to 1–100 with WooCommerce's `rest_invalid_param`
+//! body (§B.3), `X-WP-Total` / `X-WP-TotalPages` and an absolute `Link` header keeping the
+//! query, an empty array past the last page, `modified_after` compared in GMT only
 //! with `dates_are_gmt=true` (site-local otherwise, with a configurable site offset), money
 //! as strings, dates without offset, and the exact error bodies of §B.8. Switches inject
 //! 429 with `Retry-After`, 500s, slow answers and dropped connections.
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -39,6 +40,8 @@ use domain::{Availability, SourceProduct};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+mod oauth;
 
 /// The `User-Agent` WooCommerce sends webhooks with (§B.7).
 pub const HOOKSHOT_USER_AGENT: &str = "WooCommerce/9.4.2 Hookshot (WordPress/6.7.1)";
@@ -146,7 +149,8 @@ struct WooState {
     categories: BTreeMap<i64, FakeCategory>,
     keys: Vec<FakeApiKey>,
     webhooks: BTreeMap<i64, FakeWebhook>,
-    pretend_tls: bool,
+    /// Used OAuth nonces per consumer key, by timestamp (WooCommerce's `nonces` column).
+    nonces: BTreeMap<String, BTreeMap<i64, String>>,
     site_offset_hours: i64,
     faults: VecDeque<Fault>,
     requests: u64,
@@ -210,7 +214,7 @@ impl FakeWooCommerce {
                 description: "Seeded - API".into(),
             }],
             webhooks: BTreeMap::new(),
-            pretend_tls: true,
+            nonces: BTreeMap::new(),
             site_offset_hours: -3,
             faults: VecDeque::new(),
             requests: 0,
@@ -496,11 +500,6 @@ impl FakeWooCommerce {
         self.lock().faults.extend(faults.iter().copied());
     }
 
-    /// Serve as if reached over plain HTTP: Basic auth is ignored, as WooCommerce does.
-    pub fn set_plain_http(&self) {
-        self.lock().pretend_tls = false;
-    }
-
     /// Requests answered so far (including injected failures).
     pub fn requests(&self) -> u64 {
         self.lock().requests
@@ -677,22 +676,22 @@ async fn no_route() -> Response {
     )
 }
 
-/// Counts the request, applies an injected fault, and checks the credentials and the key's
-/// permission for `method` (§B.5).
+/// Counts the request, applies an injected fault, authenticates it and checks the key's
+/// permission for the method (§B.5). The fake is served over plain HTTP, where WordPress's
+/// `is_ssl()` is false: WooCommerce then ignores Basic auth and `consumer_key`/
+/// `consumer_secret` query parameters and tries OAuth 1.0a only (`WC_REST_Authentication::
+/// authenticate` in woocommerce/woocommerce,
+/// `plugins/woocommerce/includes/class-wc-rest-authentication.php`; see [`oauth`]).
 async fn admit(
     state: &Shared,
     method: &Method,
+    uri: &Uri,
     headers: &HeaderMap,
-    query: &BTreeMap<String, String>,
 ) -> Result<(), Response> {
-    let (fault, pretend_tls, keys) = {
+    let fault = {
         let mut state = lock(state);
         state.requests += 1;
-        (
-            state.faults.pop_front(),
-            state.pretend_tls,
-            state.keys.clone(),
-        )
+        state.faults.pop_front()
     };
     match fault {
         Some(Fault::RateLimited { retry_after_secs }) => {
@@ -720,26 +719,7 @@ async fn admit(
         }
         None => {}
     }
-    let secure = pretend_tls
-        || headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            == Some("https");
-    let credentials =
-        if let (Some(k), Some(s)) = (query.get("consumer_key"), query.get("consumer_secret")) {
-            Some((k.clone(), s.clone()))
-        } else {
-            headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Basic "))
-                .and_then(|b| STANDARD.decode(b.trim()).ok())
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .and_then(|text| {
-                    text.split_once(':')
-                        .map(|(k, s)| (k.to_owned(), s.to_owned()))
-                })
-        };
+    let key = authenticate(state, method, uri, headers)?;
     let cannot_view = || {
         error(
             StatusCode::UNAUTHORIZED,
@@ -747,24 +727,9 @@ async fn admit(
             "Sorry, you cannot list resources.",
         )
     };
-    let Some((given_key, given_secret)) = credentials.filter(|_| secure) else {
+    let Some(key) = key else {
         return Err(cannot_view());
     };
-    let Some(key) = keys.iter().find(|k| k.consumer_key == given_key) else {
-        return Err(cannot_view());
-    };
-    if given_secret != key.consumer_secret {
-        let mut response = error(
-            StatusCode::UNAUTHORIZED,
-            "woocommerce_rest_authentication_error",
-            "Consumer secret is invalid.",
-        );
-        response.headers_mut().insert(
-            "www-authenticate",
-            HeaderValue::from_static("Basic realm=\"WooCommerce API. Use a consumer key in the username field and a consumer secret in the password field.\""),
-        );
-        return Err(response);
-    }
     let reads = matches!(*method, Method::GET | Method::HEAD);
     let allowed = match key.permissions.as_str() {
         "read" => reads || *method == Method::OPTIONS,
@@ -780,6 +745,58 @@ async fn admit(
         ));
     }
     Ok(())
+}
+
+/// `perform_oauth_authentication`: `Ok(None)` when the request carries no OAuth parameter
+/// (it then reaches the endpoint unauthenticated), the key when the signature, timestamp and
+/// nonce check out, else WooCommerce's 401.
+fn authenticate(
+    state: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Option<FakeApiKey>, Response> {
+    let refusal =
+        |refusal: oauth::Refusal| error(StatusCode::UNAUTHORIZED, refusal.code, &refusal.message);
+    // PHP's `$_GET`: names with `.` or ` ` are stored with `_`.
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str::<Vec<(String, String)>>(uri.query().unwrap_or(""))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| (name.replace(['.', ' '], "_"), value))
+            .collect();
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let Some(params) = oauth::parameters(&query, authorization).map_err(refusal)? else {
+        return Ok(None);
+    };
+    let mut guard = lock(state);
+    let state = &mut *guard;
+    let Some(key) = state
+        .keys
+        .iter()
+        .find(|key| key.consumer_key == params["oauth_consumer_key"].trim())
+        .cloned()
+    else {
+        return Err(refusal(oauth::unknown_key()));
+    };
+    oauth::check_signature(
+        method.as_str(),
+        &state.base_url,
+        uri.path(),
+        &params,
+        &key.consumer_secret,
+    )
+    .map_err(refusal)?;
+    oauth::check_timestamp_and_nonce(
+        state.nonces.entry(key.consumer_key.clone()).or_default(),
+        &params["oauth_timestamp"],
+        &params["oauth_nonce"],
+        Utc::now().timestamp(),
+    )
+    .map_err(refusal)?;
+    Ok(Some(key))
 }
 
 fn invalid_param(name: &str, rule: &str) -> Response {
@@ -816,8 +833,17 @@ fn paging(query: &BTreeMap<String, String>) -> Result<(usize, usize), Response> 
 }
 
 /// One page of `items` (only that page's JSON is copied) with WooCommerce's paging headers.
+/// `Link` holds absolute `prev`/`next` URLs that keep the request's query with `page`
+/// changed, as `WC_REST_CRUD_Controller::get_items` builds them (woocommerce/woocommerce,
+/// `plugins/woocommerce/includes/rest-api/Controllers/Version3/class-wc-rest-crud-controller.php`:
+/// `add_query_arg( $request->get_query_params(), rest_url( … ) )`, then
+/// `add_query_arg( 'page', … )`); values are URL-encoded as WordPress core's controllers do
+/// (`urlencode_deep`, wordpress-develop
+/// `src/wp-includes/rest-api/endpoints/class-wp-rest-posts-controller.php`).
 fn paged<'a>(
-    base: &str,
+    home: &str,
+    path: &str,
+    uri: &Uri,
     items: impl ExactSizeIterator<Item = &'a Value>,
     page: usize,
     per_page: usize,
@@ -833,12 +859,36 @@ fn paged<'a>(
     let headers = response.headers_mut();
     headers.insert("x-wp-total", HeaderValue::from(total));
     headers.insert("x-wp-totalpages", HeaderValue::from(pages));
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+    let link_to = |target: usize| {
+        let mut pairs: Vec<(String, String)> = Vec::with_capacity(query.len() + 1);
+        let mut replaced = false;
+        for (name, value) in &query {
+            if name == "page" {
+                if !replaced {
+                    pairs.push((name.clone(), target.to_string()));
+                    replaced = true;
+                }
+            } else {
+                pairs.push((name.clone(), value.clone()));
+            }
+        }
+        if !replaced {
+            pairs.push(("page".to_owned(), target.to_string()));
+        }
+        let encoded = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        format!("{home}{path}?{encoded}")
+    };
     let mut links = Vec::new();
     if page > 1 {
-        links.push(format!("<{base}?page={}>; rel=\"prev\"", page - 1));
+        links.push(format!(
+            "<{}>; rel=\"prev\"",
+            link_to((page - 1).min(pages))
+        ));
     }
     if pages > page {
-        links.push(format!("<{base}?page={}>; rel=\"next\"", page + 1));
+        links.push(format!("<{}>; rel=\"next\"", link_to(page + 1)));
     }
     if let Ok(value) = HeaderValue::from_str(&links.join(", ")) {
         if !links.is_empty() {
@@ -851,10 +901,11 @@ fn paged<'a>(
 async fn list_products(
     State(state): State<Shared>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
-    if let Err(response) = admit(&state, &method, &headers, &query).await {
+    if let Err(response) = admit(&state, &method, &uri, &headers).await {
         return response;
     }
     let (page, per_page) = match paging(&query) {
@@ -915,7 +966,14 @@ async fn list_products(
         .into_iter()
         .map(|(_, product)| &product.json)
         .collect();
-    paged("/wp-json/wc/v3/products", items.into_iter(), page, per_page)
+    paged(
+        &state.base_url,
+        "/wp-json/wc/v3/products",
+        &uri,
+        items.into_iter(),
+        page,
+        per_page,
+    )
 }
 
 fn invalid_id() -> WooError {
@@ -929,11 +987,11 @@ fn invalid_id() -> WooError {
 async fn get_product(
     State(state): State<Shared>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
-    if let Err(response) = admit(&state, &method, &headers, &query).await {
+    if let Err(response) = admit(&state, &method, &uri, &headers).await {
         return response;
     }
     let state = lock(&state);
@@ -950,11 +1008,12 @@ async fn get_product(
 async fn list_variations(
     State(state): State<Shared>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
-    if let Err(response) = admit(&state, &method, &headers, &query).await {
+    if let Err(response) = admit(&state, &method, &uri, &headers).await {
         return response;
     }
     let (page, per_page) = match paging(&query) {
@@ -968,7 +1027,9 @@ async fn list_variations(
         .and_then(|id| state.products.get(&id))
     {
         Some(product) => paged(
+            &state.base_url,
             &format!("/wp-json/wc/v3/products/{id}/variations"),
+            &uri,
             product.variations.iter(),
             page,
             per_page,
@@ -1178,12 +1239,12 @@ fn create_product(state: &mut WooState, fields: &Value) -> Result<Value, WooErro
 async fn update_product(
     State(state): State<Shared>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(query): Query<BTreeMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = admit(&state, &method, &headers, &query).await {
+    if let Err(response) = admit(&state, &method, &uri, &headers).await {
         return response;
     }
     let changes = match parse_json(&body) {
@@ -1205,11 +1266,11 @@ async fn update_product(
 async fn batch_products(
     State(state): State<Shared>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
-    Query(query): Query<BTreeMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = admit(&state, &method, &headers, &query).await {
+    if let Err(response) = admit(&state, &method, &uri, &headers).await {
         return response;
     }
     let request = match parse_json(&body) {
@@ -1274,10 +1335,11 @@ async fn batch_products(
 async fn list_categories(
     State(state): State<Shared>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
-    if let Err(response) = admit(&state, &method, &headers, &query).await {
+    if let Err(response) = admit(&state, &method, &uri, &headers).await {
         return response;
     }
     let (page, per_page) = match paging(&query) {
@@ -1303,7 +1365,9 @@ async fn list_categories(
         })
         .collect();
     paged(
+        &state.base_url,
         "/wp-json/wc/v3/products/categories",
+        &uri,
         json.iter(),
         page,
         per_page,
@@ -1356,10 +1420,11 @@ fn invalid_webhook() -> Response {
 async fn list_webhooks(
     State(state): State<Shared>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
-    if let Err(response) = admit(&state, &method, &headers, &query).await {
+    if let Err(response) = admit(&state, &method, &uri, &headers).await {
         return response;
     }
     let (page, per_page) = match paging(&query) {
@@ -1374,17 +1439,24 @@ async fn list_webhooks(
         .filter(|hook| status.is_none_or(|s| *s == hook.status))
         .map(|hook| webhook_json(hook, state.site_offset_hours))
         .collect();
-    paged("/wp-json/wc/v3/webhooks", json.iter(), page, per_page)
+    paged(
+        &state.base_url,
+        "/wp-json/wc/v3/webhooks",
+        &uri,
+        json.iter(),
+        page,
+        per_page,
+    )
 }
 
 async fn get_webhook(
     State(state): State<Shared>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
-    if let Err(response) = admit(&state, &method, &headers, &query).await {
+    if let Err(response) = admit(&state, &method, &uri, &headers).await {
         return response;
     }
     let state = lock(&state);
@@ -1404,11 +1476,11 @@ async fn get_webhook(
 async fn create_webhook(
     State(state): State<Shared>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
-    Query(query): Query<BTreeMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = admit(&state, &method, &headers, &query).await {
+    if let Err(response) = admit(&state, &method, &uri, &headers).await {
         return response;
     }
     let request = match parse_json(&body) {
@@ -1501,11 +1573,12 @@ async fn create_webhook(
 async fn delete_webhook(
     State(state): State<Shared>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
-    if let Err(response) = admit(&state, &method, &headers, &query).await {
+    if let Err(response) = admit(&state, &method, &uri, &headers).await {
         return response;
     }
     let mut state = lock(&state);

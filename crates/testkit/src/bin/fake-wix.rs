@@ -6,7 +6,9 @@
 //! - `{"op": "plan", "instanceId": "…", "packageName": "scale-monthly" | null,
 //!   "autoRenewing": true, "cycle": "MONTHLY"}` sets the site's paid plan (null: free), as
 //!   the app instance API will report it (with an `expirationDate` only for yearly plans,
-//!   as Wix does: `../shared/reference/wix.md` §5.1).
+//!   as Wix does: `../shared/reference/wix.md` §5.1);
+//! - `{"op": "seed", "instanceId": "…", "titles": ["…"]}` adds one simple product per title
+//!   to the site's catalog and answers their ids (`{"ok": true, "ids": […]}`).
 
 use chrono::{Duration, Utc};
 use serde::Deserialize;
@@ -18,6 +20,11 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 enum Command {
     #[serde(rename_all = "camelCase")]
     Add { instance_id: String },
+    #[serde(rename_all = "camelCase")]
+    Seed {
+        instance_id: String,
+        titles: Vec<String>,
+    },
     #[serde(rename_all = "camelCase")]
     Plan {
         instance_id: String,
@@ -54,6 +61,21 @@ async fn main() {
             Ok(Command::Add { instance_id }) => {
                 fake.add_instance(&instance_id, CatalogVersion::V3Catalog);
                 serde_json::json!({"ok": true})
+            }
+            Ok(Command::Seed {
+                instance_id,
+                titles,
+            }) => {
+                let products: Vec<_> = titles
+                    .iter()
+                    .map(|title| testkit::sample_product("", title, "Garden > Tools"))
+                    .collect();
+                let ids = fake.seed(&instance_id, &products, Utc::now());
+                if ids.len() == products.len() {
+                    serde_json::json!({"ok": true, "ids": ids})
+                } else {
+                    serde_json::json!({"ok": false, "error": format!("no instance {instance_id}")})
+                }
             }
             Ok(Command::Plan {
                 instance_id,
