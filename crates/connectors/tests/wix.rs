@@ -313,6 +313,35 @@ async fn list_and_get_map_a_product_identically() {
 }
 
 #[tokio::test]
+async fn store_text_is_fitted_on_both_catalog_versions() {
+    for (instance, version) in [
+        ("inst-fit-v3", wix_api::CatalogVersion::V3Catalog),
+        ("inst-fit-v1", wix_api::CatalogVersion::V1Catalog),
+    ] {
+        let fake = fake_with(instance, version).await;
+        let mut odd = product(1);
+        odd.title = "Trowel\0 deluxe".into();
+        odd.description_html = format!(
+            "<p>{}</p>",
+            "x".repeat(domain::text::DESCRIPTION_HTML_MAX_CHARS)
+        );
+        let ids = fake.seed(instance, &[odd], at(9));
+        let store = catalog(&fake, instance);
+        let listed = list_all(&store, None).await.unwrap();
+        let fitted = &by_id(&listed, &ids[0]).product;
+        assert_eq!(fitted.title, "Trowel deluxe", "{instance}");
+        assert_eq!(
+            fitted.description_html.chars().count(),
+            domain::text::DESCRIPTION_HTML_MAX_CHARS,
+            "{instance}"
+        );
+        assert_eq!(fitted.check_text(), Ok(()), "{instance}");
+        let got = store.get(&ids[0]).await.unwrap().unwrap();
+        assert_eq!(&got.product, fitted, "{instance}");
+    }
+}
+
+#[tokio::test]
 async fn v3_updates_check_the_revision_and_keep_other_seo_tags() {
     let instance = "inst-v3-update";
     let fake = fake_with(instance, wix_api::CatalogVersion::V3Catalog).await;
