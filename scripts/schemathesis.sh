@@ -8,7 +8,8 @@
 #   TEST_DATABASE_URL    a PostgreSQL server; a fresh database is created on it and dropped
 #                        afterwards (without it, only SQLite runs, with a loud note)
 #   SCHEMATHESIS_SEED    the random seed (default fixed, so runs repeat)
-#   SCHEMATHESIS_MAX_EXAMPLES  examples per operation and phase (default 60)
+#   SCHEMATHESIS_MAX_EXAMPLES  examples per operation and phase, stateful scenarios too
+#                        (default: scripts/schemathesis.toml)
 #
 # Schemathesis is installed into a virtual environment under the user cache, reused while
 # the pinned version stays the same. Settings: scripts/schemathesis.toml.
@@ -31,7 +32,8 @@ fi
 binary="${OPTIMIZER_BIN:-target/debug/optimizer}"
 [[ -x "$binary" ]] || { echo "$binary is missing: build it first (cargo build -p cli)" >&2; exit 1; }
 seed="${SCHEMATHESIS_SEED:-20261205}"
-max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-60}"
+budget=()
+[[ -n "${SCHEMATHESIS_MAX_EXAMPLES:-}" ]] && budget=(--max-examples "$SCHEMATHESIS_MAX_EXAMPLES")
 work="$(mktemp -d)"
 server_pid=""
 pg_database=""
@@ -93,13 +95,13 @@ stop_server() {
 
 fuzz() {
   local name="$1" database_url="$2"
-  echo "== Schemathesis $SCHEMATHESIS_VERSION on $name (seed $seed, $max_examples examples per operation) =="
+  echo "== Schemathesis $SCHEMATHESIS_VERSION on $name (seed $seed) =="
   start_server "$name" "$database_url"
   local status=0
   "$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run "$base_url/api/openapi.json" \
     --checks all \
     --seed "$seed" \
-    --max-examples "$max_examples" \
+    "${budget[@]}" \
     -H "Authorization: Bearer $access_token" \
     --report junit --report-dir "target/schemathesis/$name" \
     --no-color || status=$?
