@@ -432,6 +432,9 @@ impl Modify for Links {
                     }
                     if let Some(body) = link_body(rule) {
                         link["requestBody"] = body;
+                        // The body is the whole request, not a part to mix with made-up
+                        // fields (an extension Schemathesis reads; other readers ignore it).
+                        link["x-schemathesis"] = serde_json::json!({ "merge_body": false });
                     }
                     // utoipa's `Link` serializes its fields in snake case (`operation_id`),
                     // which no OpenAPI reader understands; the links are written as JSON
