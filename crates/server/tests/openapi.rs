@@ -150,6 +150,17 @@ async fn the_document_states_the_constraints_the_server_enforces(engine: Engine)
         schemas["CreateJobRequest"]["properties"]["sourceIds"]["minItems"],
         1
     );
+    // No text holds a NUL character: strings without a pattern of their own say so.
+    let no_nul = json!(r"^[^\u0000]*$");
+    assert_eq!(
+        schemas["CheckoutRequest"]["properties"]["plan"]["pattern"],
+        no_nul
+    );
+    assert_eq!(
+        schemas["LoginRequest"]["properties"]["password"]["pattern"],
+        no_nul
+    );
+    assert_eq!(parameter("/api/products", "q")["schema"]["pattern"], no_nul);
     let keys = &doc["paths"]["/api/woocommerce/keys"]["post"]["requestBody"]["content"];
     assert!(keys["application/json"].is_object(), "{keys}");
 }

@@ -7,12 +7,14 @@
 //! - an operation with a path id answers 404 for an id that does not exist in the account
 //!   (an id that is not a UUID names nothing, so it is a 404 too, see [`crate::error::ApiPath`]);
 //! - an operation with query parameters answers 400 for one that is malformed or out of range;
+//! - no text contains a NUL character;
 //! - the links from an operation that creates or lists a resource to the operations that
 //!   read and act on it, so a client (or a stateful API fuzzer) can chain them.
 
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, Parameter, ParameterIn, ParameterStyle, PathItem};
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ArrayItems, KnownFormat, SchemaFormat, SchemaType};
 use utoipa::openapi::Required;
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response, Schema, Type};
 use utoipa::Modify;
@@ -122,6 +124,72 @@ fn describe_query_parameter(parameter: &mut Parameter) {
     if is_list {
         parameter.style = Some(ParameterStyle::Form);
         parameter.explode = Some(false);
+    }
+}
+
+/// No text the API takes or gives contains a NUL character (U+0000): the extractors refuse
+/// one with 400 naming the field, and PostgreSQL could not store it. Every JSON string and
+/// query parameter without a pattern of its own, a format or an enum says so with
+/// [`NO_NUL`]; the patterns written on fields exclude it already. (A NUL in a property the
+/// API does not read is refused too, which the document's description states.) Raw bodies
+/// (a catalog CSV, a webhook) are not JSON and keep their own rules.
+pub struct NoNulText;
+
+/// Any text without a NUL character.
+pub const NO_NUL: &str = "^[^\\u0000]*$";
+
+impl Modify for NoNulText {
+    fn modify(&self, openapi: &mut OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            for schema in components.schemas.values_mut() {
+                refuse_nul(schema);
+            }
+        }
+        for item in openapi.paths.paths.values_mut() {
+            for operation in operations_mut(item) {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if let Some(schema) = parameter.schema.as_mut() {
+                        refuse_nul(schema);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn refuse_nul(schema: &mut RefOr<Schema>) {
+    let RefOr::T(schema) = schema else {
+        return;
+    };
+    match schema {
+        Schema::Object(object) => {
+            let is_text = match &object.schema_type {
+                SchemaType::Type(kind) => *kind == Type::String,
+                SchemaType::Array(kinds) => kinds.contains(&Type::String),
+                SchemaType::AnyValue => false,
+            };
+            // A format such as `uuid` or `email` leaves no room for a NUL; `password` does.
+            let any_text = match &object.format {
+                None | Some(SchemaFormat::KnownFormat(KnownFormat::Password)) => true,
+                Some(SchemaFormat::Custom(name)) => name == "password",
+                Some(_) => false,
+            };
+            if is_text && any_text && object.pattern.is_none() && object.enum_values.is_none() {
+                object.pattern = Some(NO_NUL.to_owned());
+            }
+            for property in object.properties.values_mut() {
+                refuse_nul(property);
+            }
+        }
+        Schema::Array(array) => {
+            if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                refuse_nul(items);
+            }
+        }
+        Schema::OneOf(one_of) => one_of.items.iter_mut().for_each(refuse_nul),
+        Schema::AllOf(all_of) => all_of.items.iter_mut().for_each(refuse_nul),
+        Schema::AnyOf(any_of) => any_of.items.iter_mut().for_each(refuse_nul),
+        _ => {}
     }
 }
 

@@ -29,7 +29,8 @@ use crate::AppState;
         title = "Ultimate Optimizer API",
         description = "Optimize e-commerce catalogs with AI. Every error answers \
             `{\"error\": {\"code\", \"message\", \"details\"}}`. Text never contains the \
-            NUL character (U+0000): a request with one is refused with 400 naming the field.",
+            NUL character (U+0000): a request with one is refused with 400 naming the field \
+            (the string schemas say so with a pattern).",
     ),
     components(schemas(crate::error::ErrorBody)),
     modifiers(&SecuritySchemes),
@@ -146,6 +147,7 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     // The route-wide rules need the operations, which exist only once the routes are added.
     document::CrossCuttingResponses.modify(&mut openapi);
+    document::NoNulText.modify(&mut openapi);
     document::Links.modify(&mut openapi);
     (router, openapi)
 }

@@ -33,7 +33,7 @@ const APP_NAME: &str = "Ultimate Optimizer";
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizeRequest {
     /// The store's address, e.g. `https://shop.example`.
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(min_length = 1, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub url: String,
     /// Default: the store's host name.
     #[schema(
