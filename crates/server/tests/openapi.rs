@@ -70,6 +70,14 @@ async fn every_operation_documents_the_answers_its_extractors_give(engine: Engin
                 "{label}: 429 names Retry-After"
             );
         }
+        let streams = responses
+            .values()
+            .any(|response| response["content"].get("text/event-stream").is_some());
+        assert_eq!(
+            has("408"),
+            !streams,
+            "{label}: 408 past the request timeout"
+        );
         let parameters = operation["parameters"]
             .as_array()
             .cloned()

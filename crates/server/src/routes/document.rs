@@ -7,6 +7,7 @@
 //! - an operation with a path id answers 404 for an id that does not exist in the account
 //!   (an id that is not a UUID names nothing, so it is a 404 too, see [`crate::error::ApiPath`]);
 //! - an operation with query parameters answers 400 for one that is malformed or out of range;
+//! - every operation but the event stream answers 408 past the request timeout;
 //! - no text contains a NUL character;
 //! - the links from an operation that creates or lists a resource to the operations that
 //!   read and act on it, so a client (or a stateful API fuzzer) can chain them.
@@ -71,6 +72,13 @@ impl Modify for CrossCuttingResponses {
                     );
                 }
                 name_retry_after(operation);
+                if !is_event_stream(operation) {
+                    add_error(
+                        operation,
+                        "408",
+                        "The request, its body included, took longer than the request timeout",
+                    );
+                }
                 if operation.request_body.is_some() {
                     add_error(
                         operation,
@@ -100,6 +108,18 @@ impl Modify for CrossCuttingResponses {
             }
         }
     }
+}
+
+/// Whether the operation answers an event stream, which the request timeout leaves alone.
+fn is_event_stream(operation: &Operation) -> bool {
+    operation
+        .responses
+        .responses
+        .values()
+        .any(|response| match response {
+            RefOr::T(response) => response.content.contains_key("text/event-stream"),
+            RefOr::Ref(_) => false,
+        })
 }
 
 /// How [`crate::error::ApiQuery`] reads a query parameter: empty is absent
