@@ -758,13 +758,16 @@ pub async fn delete_store(
 }
 
 /// Import a catalog CSV (WooCommerce product export or Shopify product format) into a
-/// local store. Valid rows are imported; each rejected row is reported with its line.
+/// local store. Valid rows are imported; each rejected row is reported with its line
+/// (a NUL character, a field over its size cap, a quoted cell never closed, …). An import
+/// that would take the store past `OPTIMIZER_MAX_PRODUCTS_PER_STORE` products is refused
+/// whole (400 `too_many_products`).
 #[utoipa::path(post, path = "/api/stores/{id}/import", tag = "catalog", params(("id" = Uuid, Path)),
     request_body(content = String, content_type = "text/csv"),
     security(("bearer" = []), ("wixInstance" = [])),
     responses(
         (status = 200, description = "Import report", body = ImportReport),
-        (status = 400, description = "Not a catalog CSV (`invalid_csv`)", body = ErrorBody),
+        (status = 400, description = "Not a catalog CSV (`invalid_csv`), or more products than a store may hold (`too_many_products`)", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "Not a local store", body = ErrorBody),
         (status = 413, description = "File larger than the import limit", body = ErrorBody),
@@ -803,7 +806,13 @@ pub async fn import_catalog(
         .map_err(|err: CsvError| ApiError::InvalidCsv(err.to_string()))?;
     let summary = state
         .storage
-        .upsert_products(caller.account_id, id, &parsed.products, Utc::now())
+        .import_products(
+            caller.account_id,
+            id,
+            &parsed.products,
+            state.settings.max_products_per_store,
+            Utc::now(),
+        )
         .await?;
     tracing::info!(
         account.id = %caller.account_id,
