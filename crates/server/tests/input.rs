@@ -243,7 +243,7 @@ async fn csv_rows_with_a_nul_are_rejected_and_the_rest_kept(engine: Engine) {
         rejected_lines(&report),
         [(
             3,
-            "Description: must not contain NUL characters (U+0000)".to_owned()
+            "Name: must not contain NUL characters (U+0000)".to_owned()
         )]
     );
     assert_eq!(merchant.titles().await, ["After the NUL", "Before the NUL"]);
