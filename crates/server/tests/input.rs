@@ -312,6 +312,17 @@ async fn oversized_text_is_refused_naming_the_field_and_its_cap(engine: Engine) 
     )
     .await;
     assert!(message.contains("at most 4096 characters"), "{message}");
+    let message = refused_field(
+        merchant
+            .request(Method::POST, "/api/stores")
+            .json(&json!({"platform": "woocommerce", "url": "https://shop.example", "consumerKey": "ck_1", "consumerSecret": "s".repeat(300)}))
+            .send()
+            .await
+            .unwrap(),
+        "consumerSecret",
+    )
+    .await;
+    assert!(message.contains("at most 255 characters"), "{message}");
 }
 
 async fn imports_past_the_store_cap_are_refused_whole(engine: Engine) {

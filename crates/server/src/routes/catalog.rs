@@ -297,7 +297,7 @@ pub async fn create_store(
             "must be a three-letter ISO 4217 code like USD".into(),
         );
     }
-    let mut required = |field: &str, value: &Option<String>| {
+    let mut required = |field: &str, value: &Option<String>, cap: usize| {
         let value = value
             .as_deref()
             .map(str::trim)
@@ -308,14 +308,24 @@ pub async fn create_store(
                 field.into(),
                 "is required to connect a WooCommerce store".into(),
             );
+        } else if let Err(problem) = domain::check_text(&value, cap) {
+            errors.insert(field.into(), problem.to_string());
         }
         value
     };
     let woo = (platform == Some(Platform::Woocommerce)).then(|| {
         (
-            required("url", &request.url),
-            required("consumerKey", &request.consumer_key),
-            required("consumerSecret", &request.consumer_secret),
+            required("url", &request.url, domain::text::URL_MAX_CHARS),
+            required(
+                "consumerKey",
+                &request.consumer_key,
+                domain::text::NAME_MAX_CHARS,
+            ),
+            required(
+                "consumerSecret",
+                &request.consumer_secret,
+                domain::text::NAME_MAX_CHARS,
+            ),
         )
     });
     let (Some(_), Some(name), true) = (platform, name, errors.is_empty()) else {
