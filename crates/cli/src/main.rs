@@ -172,10 +172,11 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             let import = connectors::csv::parse_catalog(&bytes, &store.currency)
                 .with_context(|| format!("{} is not a catalog CSV", file.display()))?;
             let summary = storage
-                .upsert_products(
+                .import_products(
                     store.account_id,
                     store.id,
                     &import.products,
+                    settings.max_products_per_store,
                     chrono::Utc::now(),
                 )
                 .await?;

@@ -18,6 +18,27 @@ pub struct CatalogProduct {
     pub revision: Option<String>,
 }
 
+impl CatalogProduct {
+    /// A product as a store's API handed it over, fitted to the service's text rules
+    /// ([`SourceProduct::fit_text`]): NUL characters are removed and a field over its cap
+    /// is cut to it, with a warning naming the product and the fields. Stores may hold
+    /// either (WordPress keeps whatever a plugin wrote); a sync must neither fail on them
+    /// (PostgreSQL cannot store NUL) nor keep a 10 MB description. Every connector builds
+    /// its products here, so a sync and a publish check see the same fitted text.
+    pub fn from_store(mut product: SourceProduct, revision: Option<String>) -> Self {
+        let fixes = product.fit_text();
+        if !fixes.is_empty() {
+            let fixes: Vec<String> = fixes.iter().map(ToString::to_string).collect();
+            tracing::warn!(
+                product.external_id = %product.external_id,
+                text.fixes = %fixes.join("; "),
+                "product text from the store was fitted to the text rules"
+            );
+        }
+        CatalogProduct { product, revision }
+    }
+}
+
 /// One page of a catalog listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CatalogPage {

@@ -854,10 +854,7 @@ fn map_v3(
         variants: Vec::new(),
         published: product["visible"].as_bool().unwrap_or(true),
     };
-    Ok(CatalogProduct {
-        product: source,
-        revision,
-    })
+    Ok(CatalogProduct::from_store(source, revision))
 }
 
 /// A V1 product (§4.6) in the neutral form; its revision is `lastUpdated`.
@@ -956,10 +953,10 @@ fn map_v1(
         variants: Vec::new(),
         published: product["visible"].as_bool().unwrap_or(true),
     };
-    Ok(CatalogProduct {
-        product: source,
-        revision: non_empty(&product["lastUpdated"]),
-    })
+    Ok(CatalogProduct::from_store(
+        source,
+        non_empty(&product["lastUpdated"]),
+    ))
 }
 
 fn stale(expected: &str, current: Option<String>, code: &str) -> ConnectorError {

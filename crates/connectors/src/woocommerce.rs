@@ -58,6 +58,22 @@ pub fn normalize_store_url(store_url: &str) -> Result<String, ConnectorError> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// Refuses a store address that a client with `options` would not call: a private,
+/// loopback or link-local address, literal or resolved ([`crate::address`]), unless the
+/// options allow those. For the steps that name a store before any client calls it, such
+/// as sending the merchant to the store's key-approval screen.
+pub async fn ensure_allowed_store_address(
+    store_url: &str,
+    options: &ClientOptions,
+) -> Result<(), ConnectorError> {
+    if !options.guards_addresses() {
+        return Ok(());
+    }
+    let url = reqwest::Url::parse(store_url.trim())
+        .map_err(|_| ConnectorError::InvalidUrl(store_url.to_owned()))?;
+    crate::address::ensure_public_host(&url).await
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
     /// Accept `http://` store URLs (local development only). Requests to them are signed with
@@ -456,7 +472,10 @@ impl WooCommerceClient {
         Ok(products
             .into_iter()
             .zip(variations)
-            .map(|(product, variations)| to_source(product, variations, currency))
+            .map(|(product, variations)| {
+                crate::CatalogProduct::from_store(to_source(product, variations, currency), None)
+                    .product
+            })
             .collect())
     }
 }

@@ -511,6 +511,61 @@ async fn catalog_lists_by_page_cursor_and_gets_products() {
 }
 
 #[tokio::test]
+async fn store_text_is_fitted_where_the_connector_hands_it_over() {
+    let fake = FakeWooCommerce::start().await;
+    let mut odd = simple(6001, "Mug\0 deluxe");
+    odd.description_html = format!(
+        "<p>{}</p>",
+        "x".repeat(domain::text::DESCRIPTION_HTML_MAX_CHARS)
+    );
+    fake.seed(&[odd, simple(6002, "Plain")], at(9));
+    let woo = client(&fake);
+    let listed = woo.list(None, None).await.unwrap().products;
+    let fitted = &listed[0].product;
+    assert_eq!(fitted.title, "Mug deluxe", "NULs are removed");
+    assert_eq!(
+        fitted.description_html.chars().count(),
+        domain::text::DESCRIPTION_HTML_MAX_CHARS,
+        "an overlong field is cut to its cap"
+    );
+    assert_eq!(fitted.check_text(), Ok(()));
+    assert_eq!(listed[1].product.title, "Plain");
+    let got = woo.get("6001").await.unwrap().unwrap();
+    assert_eq!(&got.product, fitted, "every read fits the same way");
+    let fetched = woo.fetch_products("USD", None).await.unwrap();
+    assert_eq!(&fetched[0], fitted);
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_before_a_merchant_is_sent_to_approve() {
+    use connectors::woocommerce::ensure_allowed_store_address;
+    let guarded = ClientOptions::default();
+    for private in [
+        "https://127.0.0.1:8443",
+        "https://10.0.0.5",
+        "https://[::1]",
+        "https://localhost",
+    ] {
+        assert!(
+            matches!(
+                ensure_allowed_store_address(private, &guarded).await,
+                Err(ConnectorError::PrivateAddress(_))
+            ),
+            "{private}"
+        );
+    }
+    let intranet = ClientOptions {
+        allow_private_addresses: true,
+        ..ClientOptions::default()
+    };
+    assert!(
+        ensure_allowed_store_address("https://127.0.0.1:8443", &intranet)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
 async fn variable_products_come_with_variations_through_the_catalog() {
     let fake = FakeWooCommerce::start().await;
     fake.seed(&sample(), at(9));

@@ -8,6 +8,7 @@ pub mod content;
 pub mod credits;
 pub mod job;
 pub mod plan;
+pub mod text;
 pub mod validation;
 
 pub use account::{Account, AccountStatus, BillingSource, Platform, Store, User};
@@ -22,4 +23,5 @@ pub use job::{
     SourceScope,
 };
 pub use plan::{default_plans, Plan, PlanId};
+pub use text::{check_text, FieldPath, TextFieldError, TextFix, TextProblem};
 pub use validation::{validate_account_name, validate_email, validate_password, FieldErrors};

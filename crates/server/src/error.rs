@@ -39,6 +39,9 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("this needs {required} credits but {remaining} remain")]
     InsufficientCredits { required: i64, remaining: i64 },
+    /// An import that would take a store past `OPTIMIZER_MAX_PRODUCTS_PER_STORE`.
+    #[error("the store would hold {total} products; at most {max} are allowed per store (OPTIMIZER_MAX_PRODUCTS_PER_STORE)")]
+    TooManyProducts { total: u64, max: u64 },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("no route for this path")]
@@ -97,7 +100,9 @@ impl ApiError {
             ApiError::Validation(_) | ApiError::InvalidJson(_) | ApiError::InvalidCsv(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest { .. } | ApiError::TooManyProducts { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -128,6 +133,7 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::BadRequest { code, .. } => code,
             ApiError::InsufficientCredits { .. } => "insufficient_credits",
+            ApiError::TooManyProducts { .. } => "too_many_products",
             ApiError::NotFound(_) => "not_found",
             ApiError::RouteNotFound => "route_not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -149,6 +155,9 @@ impl ApiError {
             } => json!({ "required": required, "remaining": remaining }),
             ApiError::RateLimited { retry_after_secs } => {
                 json!({ "retryAfterSeconds": retry_after_secs })
+            }
+            ApiError::TooManyProducts { total, max } => {
+                json!({ "total": total, "maxProductsPerStore": max })
             }
             ApiError::Store(err) => {
                 use connectors::http::ConnectorError as E;
@@ -209,6 +218,12 @@ impl From<StorageError> for ApiError {
                 code: "invalid_state",
                 message,
             },
+            StorageError::InvalidText { field, problem } => {
+                ApiError::field(&field, problem.to_string())
+            }
+            StorageError::TooManyProducts { total, max } => {
+                ApiError::TooManyProducts { total, max }
+            }
             err if err.is_missing_reference() => ApiError::Conflict {
                 code: "reference_gone",
                 message: "a record this request refers to no longer exists".into(),
@@ -384,6 +399,7 @@ pub(crate) fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
 
 /// Parses a JSON body; a value of the wrong shape is a 400 naming the field.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    refuse_nul_in_json(bytes)?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
@@ -403,6 +419,55 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     Ok(value)
 }
 
+/// Refuses a JSON body with a NUL character in any string, naming the first one's field
+/// (`userPrompt`, `items[2].name`) the way shape errors do. JSON can carry a NUL only
+/// escaped (`\u0000`; a raw one is a syntax error), so bodies without that escape are
+/// not walked. No text with a NUL reaches storage: PostgreSQL cannot store it.
+pub(crate) fn refuse_nul_in_json(bytes: &[u8]) -> Result<(), ApiError> {
+    const ESCAPED_NUL: &[u8] = b"\\u0000";
+    if !bytes
+        .windows(ESCAPED_NUL.len())
+        .any(|window| window == ESCAPED_NUL)
+    {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+        // Not JSON: the parser that follows says so.
+        return Ok(());
+    };
+    match nul_field(&value, String::new()) {
+        Some(field) => Err(ApiError::field(
+            if field.is_empty() { "body" } else { &field },
+            domain::TextProblem::Nul.to_string(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The path of the first string (or object key) in `value` holding a NUL.
+fn nul_field(value: &Value, path: String) -> Option<String> {
+    match value {
+        Value::String(text) => text.contains('\0').then_some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_field(item, format!("{path}[{index}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let path = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if key.contains('\0') {
+                Some(path)
+            } else {
+                nul_field(item, path)
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// serde's messages end in " at line 1 column 7"; the field name says more to a client.
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
@@ -412,7 +477,8 @@ fn strip_position(message: &str) -> String {
 }
 
 /// A path parameter; a value that does not parse (e.g. not a UUID) names nothing that
-/// exists, so it is a 404 like any unknown id.
+/// exists, so it is a 404 like any unknown id. A value with a NUL character is a 400
+/// naming the parameter, as everywhere.
 pub struct ApiPath<T>(pub T);
 
 impl<S, T> axum::extract::FromRequestParts<S> for ApiPath<T>
@@ -426,6 +492,11 @@ where
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            if let Some((name, _)) = raw.iter().find(|(_, value)| value.contains('\0')) {
+                return Err(ApiError::field(name, domain::TextProblem::Nul.to_string()));
+            }
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| ApiPath(value))
@@ -433,9 +504,9 @@ where
     }
 }
 
-/// Query-string parameters; a malformed one is a 400 naming the parameter. A parameter
-/// with an empty value (`?cursor=`, as a form sends an empty field) is the same as an absent
-/// one; the OpenAPI document says so with `allowEmptyValue`.
+/// Query-string parameters; a malformed one, or one with a NUL character, is a 400 naming
+/// the parameter. A parameter with an empty value (`?cursor=`, as a form sends an empty
+/// field) is the same as an absent one; the OpenAPI document says so with `allowEmptyValue`.
 pub struct ApiQuery<T>(pub T);
 
 impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
@@ -450,6 +521,16 @@ where
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            let name = if name.contains('\0') {
+                "query".to_owned()
+            } else {
+                name.into_owned()
+            };
+            return Err(ApiError::field(&name, domain::TextProblem::Nul.to_string()));
+        }
         let present = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(
                 form_urlencoded::parse(query.as_bytes()).filter(|(_, value)| !value.is_empty()),

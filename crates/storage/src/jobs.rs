@@ -729,6 +729,10 @@ macro_rules! impl_job_storage {
                 job: $crate::jobs::NewJob,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<$crate::jobs::Job> {
+                $crate::shared::storable_opt("targetLang", job.target_lang.as_deref())?;
+                $crate::shared::storable_opt("userPrompt", job.user_prompt.as_deref())?;
+                $crate::shared::storable_opt("brandVoice", job.brand_voice.as_deref())?;
+                $crate::shared::storable("provider", &job.provider)?;
                 let account = account_id.to_string();
                 let store = job.store_id.to_string();
                 let now_ms = $crate::rows::millis(now);
@@ -1248,7 +1252,7 @@ macro_rules! impl_job_storage {
                             .bind(&token_text)
                             .bind($crate::rows::millis(*at))
                             .bind(code)
-                            .bind(message)
+                            .bind($crate::shared::diagnostic(message).into_owned())
                             .bind(now_ms)
                             .fetch_optional(&mut *tx)
                             .await?
@@ -1262,7 +1266,7 @@ macro_rules! impl_job_storage {
                             .bind(&item)
                             .bind(&token_text)
                             .bind(code)
-                            .bind(message)
+                            .bind($crate::shared::diagnostic(message).into_owned())
                             .bind(now_ms)
                             .fetch_optional(&mut *tx)
                             .await?

@@ -64,11 +64,40 @@ pub enum StorageError {
     InvalidState(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// Text no backend is asked to store (a NUL character), refused alike on SQLite, which
+    /// could store it, and PostgreSQL, which cannot. `field` names it as the API does.
+    #[error("{field} {problem}")]
+    InvalidText {
+        field: String,
+        problem: domain::TextProblem,
+    },
+    /// A write would take a store past the products it may hold; nothing was written.
+    #[error("the store would hold {total} products; at most {max} are allowed per store")]
+    TooManyProducts { total: u64, max: u64 },
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }
+
+impl From<sqlx::Error> for StorageError {
+    fn from(err: sqlx::Error) -> Self {
+        // PostgreSQL's "invalid byte sequence for encoding UTF8: 0x00": the checks before
+        // every write refuse NUL text, and this keeps any they miss a client error.
+        let code = err.as_database_error().and_then(|db| db.code());
+        if code.as_deref() == Some(POSTGRES_CHARACTER_NOT_IN_REPERTOIRE) {
+            return StorageError::InvalidText {
+                field: "text".into(),
+                problem: domain::TextProblem::Nul,
+            };
+        }
+        StorageError::Database(err)
+    }
+}
+
+/// SQLSTATE 22021, PostgreSQL's answer to a NUL in text
+/// (<https://www.postgresql.org/docs/current/errcodes-appendix.html>).
+const POSTGRES_CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
 
 impl StorageError {
     pub(crate) fn not_found(entity: &'static str) -> Self {
@@ -525,6 +554,17 @@ pub trait Storage: JobStorage + BillingStorage + LifecycleStorage + Send + Sync 
         account_id: Uuid,
         store_id: Uuid,
         products: &[SourceProduct],
+        now: DateTime<Utc>,
+    ) -> Result<UpsertSummary>;
+    /// [`Storage::upsert_products`] for a catalog import: refused with
+    /// [`StorageError::TooManyProducts`], writing nothing, when the store would hold more
+    /// than `max_products` products afterwards.
+    async fn import_products(
+        &self,
+        account_id: Uuid,
+        store_id: Uuid,
+        products: &[SourceProduct],
+        max_products: u64,
         now: DateTime<Utc>,
     ) -> Result<UpsertSummary>;
     async fn list_products(&self, account_id: Uuid, query: &ProductQuery) -> Result<ProductPage>;

@@ -92,6 +92,45 @@ pub(crate) fn contains_pattern(needle: &str) -> String {
     pattern
 }
 
+/// Refuses text with a NUL character before it reaches a query. PostgreSQL cannot store
+/// U+0000 in text and SQLite can; refusing it on both keeps them alike, and turns what
+/// would be a database error into [`crate::StorageError::InvalidText`] naming the field.
+pub(crate) fn storable(field: &str, value: &str) -> crate::Result<()> {
+    if value.contains('\0') {
+        return Err(crate::StorageError::InvalidText {
+            field: field.to_owned(),
+            problem: domain::TextProblem::Nul,
+        });
+    }
+    Ok(())
+}
+
+/// [`storable`] for an optional value.
+pub(crate) fn storable_opt(field: &str, value: Option<&str>) -> crate::Result<()> {
+    value.map_or(Ok(()), |value| storable(field, value))
+}
+
+/// [`storable`] for every text field of a product (named as the API names it).
+pub(crate) fn storable_product(product: &domain::SourceProduct) -> crate::Result<()> {
+    product
+        .find_nul()
+        .map_err(|err| crate::StorageError::InvalidText {
+            field: err.field,
+            problem: err.problem,
+        })
+}
+
+/// A diagnostic (a sync's or an item's error message) as it can be stored: these quote
+/// what stores and providers answered, and are kept whatever they hold, so a NUL is
+/// replaced with U+FFFD instead of costing the record.
+pub(crate) fn diagnostic(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{fffd}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 macro_rules! impl_storage {
     ($storage:ty, $db:ty, $backend:expr) => {
         impl $storage {
@@ -167,6 +206,123 @@ macro_rules! impl_storage {
                     Some(_) => Ok(()),
                     None => Err($crate::StorageError::not_found("store")),
                 }
+            }
+
+            /// Inserts new and updates changed products in one transaction; with
+            /// `max_products`, refuses (writing nothing) when the store would hold more.
+            async fn write_products(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+                products: &[domain::SourceProduct],
+                max_products: Option<u64>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<$crate::UpsertSummary> {
+                for product in products {
+                    $crate::shared::storable_product(product)?;
+                }
+                let account = account_id.to_string();
+                let store = store_id.to_string();
+                let now_ms = $crate::rows::millis(now);
+                let mut tx = self.begin_write().await?;
+                Self::ensure_store_in_account(&mut tx, &account, &store).await?;
+                // Only the rows this batch names: a sync writes page by page, and reading
+                // the whole store for every page would make a sync quadratic.
+                let mut existing: std::collections::HashMap<String, (String, String)> =
+                    std::collections::HashMap::with_capacity(products.len());
+                for chunk in products.chunks(500) {
+                    let mut lookup = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT external_id, id, checksum FROM products WHERE store_id = ",
+                    );
+                    lookup.push_bind(&store).push(" AND external_id IN (");
+                    let mut ids = lookup.separated(", ");
+                    for product in chunk {
+                        ids.push_bind(&product.external_id);
+                    }
+                    ids.push_unseparated(")");
+                    for (external_id, id, checksum) in lookup
+                        .build_query_as::<(String, String, String)>()
+                        .fetch_all(&mut *tx)
+                        .await?
+                    {
+                        existing.insert(external_id, (id, checksum));
+                    }
+                }
+                if let Some(max) = max_products {
+                    // Writing to the store row first makes concurrent imports of one store
+                    // take turns (a row lock on PostgreSQL; SQLite writers queue anyway).
+                    sqlx::query("UPDATE stores SET id = id WHERE id = $1")
+                        .bind(&store)
+                        .execute(&mut *tx)
+                        .await?;
+                    let held: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM products WHERE store_id = $1")
+                            .bind(&store)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    let added: std::collections::HashSet<&str> = products
+                        .iter()
+                        .map(|product| product.external_id.as_str())
+                        .filter(|external_id| !existing.contains_key(*external_id))
+                        .collect();
+                    let total = held.max(0) as u64 + added.len() as u64;
+                    if total > max {
+                        return Err($crate::StorageError::TooManyProducts { total, max });
+                    }
+                }
+                let mut summary = $crate::UpsertSummary::default();
+                let mut collections = std::collections::HashMap::new();
+                for product in products {
+                    let source = serde_json::to_string(product)
+                        .map_err(|err| $crate::StorageError::Corrupt(err.to_string()))?;
+                    let checksum = $crate::shared::checksum(&source);
+                    let image = product.images.first().map(|image| image.url.clone());
+                    let price = $crate::shared::list_price(product);
+                    let product_id = match existing.get(&product.external_id) {
+                        Some((_, stored)) if *stored == checksum => {
+                            summary.unchanged += 1;
+                            continue;
+                        }
+                        Some((id, _)) => {
+                            Self::rewrite_product(&mut tx, id, product, &source, &checksum, now_ms).await?;
+                            summary.updated += 1;
+                            id.clone()
+                        }
+                        None => {
+                            let id = uuid::Uuid::now_v7().to_string();
+                            sqlx::query(
+                                "INSERT INTO products (id, account_id, store_id, external_id, title, sku, \
+                                 price_minor, currency, availability, published, image_url, variant_count, \
+                                 search_text, source, checksum, revision, created_at, updated_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16, $16)",
+                            )
+                            .bind(&id)
+                            .bind(&account)
+                            .bind(&store)
+                            .bind(&product.external_id)
+                            .bind(&product.title)
+                            .bind(&product.sku)
+                            .bind(price)
+                            .bind(&product.currency)
+                            .bind(product.availability.as_str())
+                            .bind(product.published)
+                            .bind(image)
+                            .bind(product.variants.len() as i64)
+                            .bind($crate::shared::search_text(product))
+                            .bind(&source)
+                            .bind(&checksum)
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                            summary.created += 1;
+                            id
+                        }
+                    };
+                    Self::link_collections(&mut tx, &account, &store, &product_id, product, &mut collections)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(summary)
             }
 
             /// Writes a changed source record over a product row (revision + 1).
@@ -438,6 +594,8 @@ macro_rules! impl_storage {
                 new_user: $crate::NewUser,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<(domain::User, domain::Account)> {
+                $crate::shared::storable("email", &new_user.email)?;
+                $crate::shared::storable("accountName", &new_user.account_name)?;
                 let mut tx = self.begin_write().await?;
                 let plan = Self::fetch_plan(&mut *tx, domain::plan::FREE_PLAN_ID).await?;
                 let account = Self::insert_account(
@@ -478,6 +636,7 @@ macro_rules! impl_storage {
             }
 
             async fn find_user_by_email(&self, email: &str) -> $crate::Result<Option<domain::User>> {
+                $crate::shared::storable("email", email)?;
                 Self::fetch_user(self.pool(), "email", email).await
             }
 
@@ -502,6 +661,7 @@ macro_rules! impl_storage {
                 name: &str,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<domain::Account> {
+                $crate::shared::storable("name", name)?;
                 let updated = sqlx::query("UPDATE accounts SET name = $2, updated_at = $3 WHERE id = $1")
                     .bind(account_id.to_string())
                     .bind(name)
@@ -575,6 +735,7 @@ macro_rules! impl_storage {
                 instance_id: &str,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<$crate::Provisioned> {
+                $crate::shared::storable("instanceId", instance_id)?;
                 if let Some(store) =
                     Self::fetch_store_by_external_id(self.pool(), domain::Platform::Wix, instance_id)
                         .await?
@@ -889,6 +1050,9 @@ macro_rules! impl_storage {
                 new_store: $crate::NewStore,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<domain::Store> {
+                $crate::shared::storable("externalId", &new_store.external_id)?;
+                $crate::shared::storable("name", &new_store.name)?;
+                $crate::shared::storable("currency", &new_store.currency)?;
                 let store = domain::Store {
                     id: uuid::Uuid::now_v7(),
                     account_id,
@@ -944,6 +1108,9 @@ macro_rules! impl_storage {
                 store_id: uuid::Uuid,
                 keep: &[String],
             ) -> $crate::Result<u64> {
+                for external_id in keep {
+                    $crate::shared::storable("externalId", external_id)?;
+                }
                 let keep: std::collections::HashSet<&str> = keep.iter().map(String::as_str).collect();
                 let mut tx = self.begin_write().await?;
                 let existing: Vec<(String, String)> = sqlx::query_as(
@@ -973,6 +1140,8 @@ macro_rules! impl_storage {
                 account_id: uuid::Uuid,
                 batch: &$crate::SyncBatch,
             ) -> $crate::Result<()> {
+                $crate::shared::storable("trigger", &batch.trigger)?;
+                $crate::shared::storable("kind", &batch.kind)?;
                 sqlx::query(
                     "INSERT INTO sync_batches (id, account_id, store_id, trigger, kind, status, fetched, \
                      created, updated, unchanged, deleted, error, started_at, duration_ms) \
@@ -990,7 +1159,7 @@ macro_rules! impl_storage {
                 .bind(batch.updated)
                 .bind(batch.unchanged)
                 .bind(batch.deleted)
-                .bind(&batch.error)
+                .bind(batch.error.as_deref().map(|error| $crate::shared::diagnostic(error).into_owned()))
                 .bind($crate::rows::millis(batch.started_at))
                 .bind(batch.duration_ms)
                 .execute(self.pool())
@@ -1043,86 +1212,19 @@ macro_rules! impl_storage {
                 products: &[domain::SourceProduct],
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<$crate::UpsertSummary> {
-                let account = account_id.to_string();
-                let store = store_id.to_string();
-                let now_ms = $crate::rows::millis(now);
-                let mut tx = self.begin_write().await?;
-                Self::ensure_store_in_account(&mut tx, &account, &store).await?;
-                // Only the rows this batch names: a sync writes page by page, and reading
-                // the whole store for every page would make a sync quadratic.
-                let mut existing: std::collections::HashMap<String, (String, String)> =
-                    std::collections::HashMap::with_capacity(products.len());
-                for chunk in products.chunks(500) {
-                    let mut lookup = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT external_id, id, checksum FROM products WHERE store_id = ",
-                    );
-                    lookup.push_bind(&store).push(" AND external_id IN (");
-                    let mut ids = lookup.separated(", ");
-                    for product in chunk {
-                        ids.push_bind(&product.external_id);
-                    }
-                    ids.push_unseparated(")");
-                    for (external_id, id, checksum) in lookup
-                        .build_query_as::<(String, String, String)>()
-                        .fetch_all(&mut *tx)
-                        .await?
-                    {
-                        existing.insert(external_id, (id, checksum));
-                    }
-                }
-                let mut summary = $crate::UpsertSummary::default();
-                let mut collections = std::collections::HashMap::new();
-                for product in products {
-                    let source = serde_json::to_string(product)
-                        .map_err(|err| $crate::StorageError::Corrupt(err.to_string()))?;
-                    let checksum = $crate::shared::checksum(&source);
-                    let image = product.images.first().map(|image| image.url.clone());
-                    let price = $crate::shared::list_price(product);
-                    let product_id = match existing.get(&product.external_id) {
-                        Some((_, stored)) if *stored == checksum => {
-                            summary.unchanged += 1;
-                            continue;
-                        }
-                        Some((id, _)) => {
-                            Self::rewrite_product(&mut tx, id, product, &source, &checksum, now_ms).await?;
-                            summary.updated += 1;
-                            id.clone()
-                        }
-                        None => {
-                            let id = uuid::Uuid::now_v7().to_string();
-                            sqlx::query(
-                                "INSERT INTO products (id, account_id, store_id, external_id, title, sku, \
-                                 price_minor, currency, availability, published, image_url, variant_count, \
-                                 search_text, source, checksum, revision, created_at, updated_at) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16, $16)",
-                            )
-                            .bind(&id)
-                            .bind(&account)
-                            .bind(&store)
-                            .bind(&product.external_id)
-                            .bind(&product.title)
-                            .bind(&product.sku)
-                            .bind(price)
-                            .bind(&product.currency)
-                            .bind(product.availability.as_str())
-                            .bind(product.published)
-                            .bind(image)
-                            .bind(product.variants.len() as i64)
-                            .bind($crate::shared::search_text(product))
-                            .bind(&source)
-                            .bind(&checksum)
-                            .bind(now_ms)
-                            .execute(&mut *tx)
-                            .await?;
-                            summary.created += 1;
-                            id
-                        }
-                    };
-                    Self::link_collections(&mut tx, &account, &store, &product_id, product, &mut collections)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(summary)
+                self.write_products(account_id, store_id, products, None, now).await
+            }
+
+            async fn import_products(
+                &self,
+                account_id: uuid::Uuid,
+                store_id: uuid::Uuid,
+                products: &[domain::SourceProduct],
+                max_products: u64,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<$crate::UpsertSummary> {
+                self.write_products(account_id, store_id, products, Some(max_products), now)
+                    .await
             }
 
             async fn list_products(
@@ -1130,6 +1232,7 @@ macro_rules! impl_storage {
                 account_id: uuid::Uuid,
                 query: &$crate::ProductQuery,
             ) -> $crate::Result<$crate::ProductPage> {
+                $crate::shared::storable_opt("q", query.search.as_deref())?;
                 let limit = query.limit.clamp(0, 200);
                 let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM products");
                 Self::push_product_filters(&mut count, account_id, query);
@@ -1229,6 +1332,7 @@ macro_rules! impl_storage {
                 store_id: uuid::Uuid,
                 external_id: &str,
             ) -> $crate::Result<Option<$crate::StoredProduct>> {
+                $crate::shared::storable("externalId", external_id)?;
                 let id: Option<String> = sqlx::query_scalar(
                     "SELECT id FROM products WHERE account_id = $1 AND store_id = $2 AND external_id = $3",
                 )
@@ -1255,6 +1359,7 @@ macro_rules! impl_storage {
                 source: &domain::SourceProduct,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<$crate::StoredProduct> {
+                $crate::shared::storable_product(source)?;
                 let mut tx = self.begin_write().await?;
                 let current: Option<(String, String, i64, String)> = sqlx::query_as(
                     "SELECT store_id, external_id, revision, checksum FROM products \
@@ -1306,6 +1411,7 @@ macro_rules! impl_storage {
                 store_id: uuid::Uuid,
                 external_id: &str,
             ) -> $crate::Result<bool> {
+                $crate::shared::storable("externalId", external_id)?;
                 let removed = sqlx::query(
                     "DELETE FROM products WHERE account_id = $1 AND store_id = $2 AND external_id = $3",
                 )
@@ -1421,6 +1527,14 @@ macro_rules! impl_storage {
                 event: $crate::NewWebhookEvent,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<bool> {
+                for (field, value) in [
+                    ("provider", &event.provider),
+                    ("dedupeKey", &event.dedupe_key),
+                    ("eventType", &event.event_type),
+                    ("payload", &event.payload),
+                ] {
+                    $crate::shared::storable(field, value)?;
+                }
                 let inserted = sqlx::query(
                     "INSERT INTO webhook_events (id, provider, dedupe_key, event_type, account_id, \
                      payload, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -1446,6 +1560,8 @@ macro_rules! impl_storage {
                 request: $crate::NewSyncRequest,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<$crate::SyncRequest> {
+                $crate::shared::storable("trigger", &request.trigger)?;
+                $crate::shared::storable_opt("productExternalId", request.product_external_id.as_deref())?;
                 let product = request.product_external_id.clone().unwrap_or_default();
                 let mut tx = self.begin_write().await?;
                 Self::ensure_store_in_account(&mut tx, &account_id.to_string(), &store_id.to_string())
@@ -1577,7 +1693,7 @@ macro_rules! impl_storage {
                         .bind(attempt)
                         .bind($crate::rows::millis(*retry_at))
                         .bind(batch_id.map(|id| id.to_string()))
-                        .bind(error)
+                        .bind($crate::shared::diagnostic(&error).into_owned())
                     }
                     $crate::SyncOutcome::Failed { batch_id, error, retry_at: None } => sqlx::query(
                         "UPDATE sync_requests SET status = 'failed', lease_expires_at = NULL, \
@@ -1588,7 +1704,7 @@ macro_rules! impl_storage {
                     .bind(attempt)
                     .bind(now_ms)
                     .bind(batch_id.map(|id| id.to_string()))
-                    .bind(error),
+                    .bind($crate::shared::diagnostic(&error).into_owned()),
                 };
                 match query.execute(self.pool()).await {
                     Ok(done) => Ok(done.rows_affected() == 1),
@@ -1607,7 +1723,7 @@ macro_rules! impl_storage {
                         .bind(request_id.to_string())
                         .bind(attempt)
                         .bind(now_ms)
-                        .bind(error)
+                        .bind($crate::shared::diagnostic(&error).into_owned())
                         .execute(self.pool())
                         .await?;
                         Ok(done.rows_affected() == 1)
@@ -1723,6 +1839,9 @@ macro_rules! impl_storage {
                 authorization: $crate::WooAuthorization,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<()> {
+                $crate::shared::storable("url", &authorization.store_url)?;
+                $crate::shared::storable("name", &authorization.name)?;
+                $crate::shared::storable("currency", &authorization.currency)?;
                 sqlx::query(
                     "INSERT INTO woocommerce_authorizations (token_hash, account_id, store_url, name, \
                      currency, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -6,7 +6,10 @@ use std::collections::HashMap;
 
 use domain::{Availability, OptionValue, ProductAttribute, ProductImage, SourceProduct, Variant};
 
-use super::{integer, price, split_list, CsvError, CsvFormat, CsvImport, RejectedRow, Row, Table};
+use super::{
+    integer, price, split_list, text_reason, CsvError, CsvFormat, CsvImport, RejectedRow, Row,
+    Table,
+};
 
 /// Shopify's placeholder for products without options.
 const DEFAULT_TITLE: &str = "Default Title";
@@ -45,6 +48,9 @@ pub(crate) fn parse(table: &Table, rows: Vec<Row>, currency: &str) -> Result<Csv
         }
         // The first row of a handle: the product and its first variant stand or fall together.
         let first = product_from_row(table, &row, &handle, currency).and_then(|mut product| {
+            product
+                .check_text()
+                .map_err(|err| text_reason(&err, column))?;
             add_row(table, &row, &mut product)?;
             Ok(product)
         });
@@ -182,6 +188,19 @@ fn add_row(table: &Table, row: &Row, product: &mut SourceProduct) -> Result<(), 
             image: table.get(row, "Variant Image").map(str::to_owned),
         });
     }
+    if let Some(variant) = &variant {
+        variant
+            .check_text()
+            .map_err(|err| text_reason(&err, column))?;
+    }
+    for (name, cap) in [
+        ("Image Src", domain::text::URL_MAX_CHARS),
+        ("Image Alt Text", domain::text::LABEL_MAX_CHARS),
+    ] {
+        if let Some(cell) = table.get(row, name) {
+            domain::check_text(cell, cap).map_err(|problem| format!("{name}: {problem}"))?;
+        }
+    }
     if let Some(src) = table.get(row, "Image Src") {
         if !product.images.iter().any(|image| image.url == src) {
             product.images.push(ProductImage {
@@ -205,6 +224,30 @@ fn add_row(table: &Table, row: &Row, product: &mut SourceProduct) -> Result<(), 
         product.variants.push(variant);
     }
     Ok(())
+}
+
+/// The column a product or variant field is read from, for rejection reasons.
+fn column(err: &domain::TextFieldError) -> Option<&'static str> {
+    Some(match (err.top, err.leaf) {
+        ("variant", "externalId" | "sku") => "Variant SKU",
+        ("variant", "gtin") => "Variant Barcode",
+        ("variant", "image") => "Variant Image",
+        ("variant", "name") => "Option Name",
+        ("variant", "value" | "title") => "Option Value",
+        ("externalId", _) => "Handle",
+        ("title", _) => "Title",
+        ("descriptionHtml", _) => "Body (HTML)",
+        ("seoTitle", _) => "SEO Title",
+        ("seoDescription", _) => "SEO Description",
+        ("mpn", _) => "Google Shopping / MPN",
+        ("brand", _) => "Vendor",
+        ("categories", _) => "Product Category or Type",
+        ("tags", _) => "Tags",
+        ("attributes", _) => "Option Name",
+        ("images", "url") => "Image Src",
+        ("images", "alt") => "Image Alt Text",
+        _ => return None,
+    })
 }
 
 /// Product-level price, SKU and stock come from the first variant; a product whose only

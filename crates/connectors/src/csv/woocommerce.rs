@@ -7,7 +7,10 @@ use std::collections::HashMap;
 
 use domain::{Availability, OptionValue, ProductAttribute, ProductImage, SourceProduct, Variant};
 
-use super::{integer, price, split_list, CsvError, CsvFormat, CsvImport, RejectedRow, Row, Table};
+use super::{
+    integer, price, split_list, text_reason, CsvError, CsvFormat, CsvImport, RejectedRow, Row,
+    Table,
+};
 
 const PRODUCT_TYPES: [&str; 4] = ["simple", "variable", "grouped", "external"];
 const MAX_ATTRIBUTES: usize = 20;
@@ -130,7 +133,7 @@ fn product_from_row(
         .collect();
     let published = !matches!(table.get(row, "Published"), Some("0") | Some("-1"));
     let _ = kind;
-    Ok(SourceProduct {
+    let product = SourceProduct {
         external_id,
         title,
         description_html: table.raw(row, "Description").unwrap_or_default().to_owned(),
@@ -166,6 +169,29 @@ fn product_from_row(
         attributes,
         variants: Vec::new(),
         published,
+    };
+    product
+        .check_text()
+        .map_err(|err| text_reason(&err, |err| column(err.top)))?;
+    Ok(product)
+}
+
+/// The column a product field is read from, for rejection reasons.
+fn column(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "externalId" => "ID",
+        "title" => "Name",
+        "descriptionHtml" => "Description",
+        "shortDescription" => "Short description",
+        "sku" => "SKU",
+        "gtin" => "Meta: gtin",
+        "brand" => "Meta: brand",
+        "categories" => "Categories",
+        "tags" => "Tags",
+        "images" | "image" => "Images",
+        "link" => "External URL",
+        "attributes" | "options" => "Attribute name or value(s)",
+        _ => return None,
     })
 }
 
@@ -216,7 +242,7 @@ fn variant_from_row(table: &Table, row: &Row, parent: &SourceProduct) -> Result<
             let values: Vec<&str> = options.iter().map(|o| o.value.as_str()).collect();
             format!("{} - {}", parent.title, values.join(", "))
         });
-    Ok(Variant {
+    let variant = Variant {
         external_id,
         sku,
         title,
@@ -229,7 +255,14 @@ fn variant_from_row(table: &Table, row: &Row, parent: &SourceProduct) -> Result<
         image: table
             .get(row, "Images")
             .and_then(|cell| split_list(cell).into_iter().next()),
-    })
+    };
+    variant.check_text().map_err(|err| {
+        text_reason(&err, |err| match err.leaf {
+            "name" | "value" => column("options"),
+            leaf => column(leaf),
+        })
+    })?;
+    Ok(variant)
 }
 
 const EXPORT_HEADER: [&str; 29] = [

@@ -252,10 +252,7 @@ impl WooCommerceClient {
             .zip(variations)
             .map(|(product, variations)| {
                 let revision = product.date_modified_gmt.clone();
-                CatalogProduct {
-                    product: to_source(product, variations, &self.currency),
-                    revision,
-                }
+                CatalogProduct::from_store(to_source(product, variations, &self.currency), revision)
             })
             .collect())
     }

@@ -365,7 +365,7 @@ pub async fn create_store(
             "must be a three-letter ISO 4217 code like USD".into(),
         );
     }
-    let mut required = |field: &str, value: &Option<String>| {
+    let mut required = |field: &str, value: &Option<String>, cap: usize| {
         let value = value
             .as_deref()
             .map(str::trim)
@@ -376,14 +376,24 @@ pub async fn create_store(
                 field.into(),
                 "is required to connect a WooCommerce store".into(),
             );
+        } else if let Err(problem) = domain::check_text(&value, cap) {
+            errors.insert(field.into(), problem.to_string());
         }
         value
     };
     let woo = (platform == Some(Platform::Woocommerce)).then(|| {
         (
-            required("url", &request.url),
-            required("consumerKey", &request.consumer_key),
-            required("consumerSecret", &request.consumer_secret),
+            required("url", &request.url, domain::text::URL_MAX_CHARS),
+            required(
+                "consumerKey",
+                &request.consumer_key,
+                domain::text::NAME_MAX_CHARS,
+            ),
+            required(
+                "consumerSecret",
+                &request.consumer_secret,
+                domain::text::NAME_MAX_CHARS,
+            ),
         )
     });
     let (Some(_), Some(name), true) = (platform, name, errors.is_empty()) else {
@@ -848,13 +858,16 @@ pub async fn delete_store(
 }
 
 /// Import a catalog CSV (WooCommerce product export or Shopify product format) into a
-/// local store. Valid rows are imported; each rejected row is reported with its line.
+/// local store. Valid rows are imported; each rejected row is reported with its line
+/// (a NUL character, a field over its size cap, a quoted cell never closed, …). An import
+/// that would take the store past `OPTIMIZER_MAX_PRODUCTS_PER_STORE` products is refused
+/// whole (400 `too_many_products`).
 #[utoipa::path(post, path = "/api/stores/{id}/import", tag = "catalog", params(("id" = Uuid, Path)),
     request_body(content = String, content_type = "text/csv"),
     security(("bearer" = []), ("wixInstance" = [])),
     responses(
         (status = 200, description = "Import report", body = ImportReport),
-        (status = 400, description = "Not a catalog CSV (`invalid_csv`)", body = ErrorBody),
+        (status = 400, description = "Not a catalog CSV (`invalid_csv`), or more products than a store may hold (`too_many_products`)", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "Not a local store", body = ErrorBody),
         (status = 413, description = "File larger than the import limit", body = ErrorBody),
@@ -893,7 +906,13 @@ pub async fn import_catalog(
         .map_err(|err: CsvError| ApiError::InvalidCsv(err.to_string()))?;
     let summary = state
         .storage
-        .upsert_products(caller.account_id, id, &parsed.products, Utc::now())
+        .import_products(
+            caller.account_id,
+            id,
+            &parsed.products,
+            state.settings.max_products_per_store,
+            Utc::now(),
+        )
         .await?;
     tracing::info!(
         account.id = %caller.account_id,

@@ -10,7 +10,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use connectors::woocommerce::{authorize_url, normalize_store_url, AuthorizeCallback, KeyScope};
+use connectors::woocommerce::{
+    authorize_url, ensure_allowed_store_address, normalize_store_url, AuthorizeCallback, KeyScope,
+};
 use serde::{Deserialize, Serialize};
 use storage::WooAuthorization;
 use utoipa::ToSchema;
@@ -103,6 +105,8 @@ pub async fn start_authorization(
     caller: Authenticated,
     ApiJson(request): ApiJson<AuthorizeRequest>,
 ) -> ApiResult<Json<AuthorizeStart>> {
+    domain::check_text(&request.url, domain::text::URL_MAX_CHARS)
+        .map_err(|problem| ApiError::field("url", problem.to_string()))?;
     let url =
         normalize_store_url(&request.url).map_err(|err| ApiError::field("url", err.to_string()))?;
     let scheme_ok = url.starts_with("https://")
@@ -113,6 +117,16 @@ pub async fn start_authorization(
             "the store must be reached over HTTPS: WooCommerce hands out API keys only over HTTPS",
         ));
     }
+    // The address guard of connecting by key, before the merchant is sent anywhere: the
+    // keys WooCommerce posts back would be verified against this address.
+    ensure_allowed_store_address(&url, &state.connector_settings().woocommerce)
+        .await
+        .map_err(|err| match err {
+            err @ connectors::http::ConnectorError::PrivateAddress(_) => {
+                ApiError::field("url", err.to_string())
+            }
+            other => ApiError::Store(other),
+        })?;
     let name = match request.name.as_deref() {
         Some(name) => domain::validate_account_name(name)
             .map_err(|message| ApiError::field("name", message))?,
@@ -185,6 +199,7 @@ pub async fn receive_keys(
 ) -> ApiResult<(StatusCode, Json<KeysReceived>)> {
     // Anyone can post here; a key callback is a few hundred bytes.
     let body = read_body(&headers, body, KEY_CALLBACK_LIMIT).await?;
+    crate::error::refuse_nul_in_json(&body)?;
     let callback: AuthorizeCallback = serde_json::from_slice(&body)
         .map_err(|err| ApiError::InvalidJson(format!("not a WooCommerce key callback: {err}")))?;
     let hash = token_hash(&callback.user_id);
