@@ -9,7 +9,15 @@
 //! Lengths are counted in characters (Unicode scalar values), not bytes: a Japanese title
 //! of 80 characters is 240 bytes of UTF-8 and still fits Wix's 80.
 
-use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use html5ever::tendril::StrTendril;
+use html5ever::tokenizer::{
+    BufferQueue, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
+};
+use html5ever::TokenizerResult;
 
 use crate::account::Platform;
 use crate::catalog::InfoSection;
@@ -215,7 +223,8 @@ pub fn clean_plain_text(raw: &str) -> String {
         let before = text.clone();
         let plain = html_to_text(&text).replace("**", "").replace("__", "");
         let collapsed = collapse_whitespace(&plain);
-        let unquoted = strip_quotes(strip_chat(&collapsed));
+        // A fence can appear once markup is gone (`<p>```</p>`).
+        let unquoted = strip_quotes(strip_chat(strip_code_fence(&collapsed)));
         text = unquoted.trim_start_matches("# ").trim().to_owned();
         if text == before {
             break;
@@ -677,232 +686,16 @@ pub fn truncate_at_sentence(text: &str, max_chars: usize) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
-// Entities and escaping.
+// Escaping.
 
-/// Named entities decoded in text and attributes. Others pass through untouched, which is
-/// what a browser shows for them too, except where noted in [`escape_text`].
-const ENTITIES: &[(&str, &str)] = &[
-    ("amp", "&"),
-    ("lt", "<"),
-    ("gt", ">"),
-    ("quot", "\""),
-    ("apos", "'"),
-    ("nbsp", "\u{a0}"),
-    ("colon", ":"),
-    ("Tab", "\t"),
-    ("NewLine", "\n"),
-    ("lpar", "("),
-    ("rpar", ")"),
-    ("sol", "/"),
-    ("bsol", "\\"),
-    ("semi", ";"),
-    ("comma", ","),
-    ("period", "."),
-    ("excl", "!"),
-    ("quest", "?"),
-    ("num", "#"),
-    ("percnt", "%"),
-    ("equals", "="),
-    ("plus", "+"),
-    ("ndash", "–"),
-    ("mdash", "—"),
-    ("hellip", "…"),
-    ("lsquo", "‘"),
-    ("rsquo", "’"),
-    ("sbquo", "‚"),
-    ("ldquo", "“"),
-    ("rdquo", "”"),
-    ("bdquo", "„"),
-    ("laquo", "«"),
-    ("raquo", "»"),
-    ("bull", "•"),
-    ("middot", "·"),
-    ("copy", "©"),
-    ("reg", "®"),
-    ("trade", "™"),
-    ("deg", "°"),
-    ("euro", "€"),
-    ("pound", "£"),
-    ("yen", "¥"),
-    ("cent", "¢"),
-    ("times", "×"),
-    ("divide", "÷"),
-    ("plusmn", "±"),
-    ("frac12", "½"),
-    ("frac14", "¼"),
-    ("frac34", "¾"),
-    ("sup1", "¹"),
-    ("sup2", "²"),
-    ("sup3", "³"),
-    ("micro", "µ"),
-    ("para", "¶"),
-    ("sect", "§"),
-    ("shy", "\u{ad}"),
-    ("ensp", "\u{2002}"),
-    ("emsp", "\u{2003}"),
-    ("thinsp", "\u{2009}"),
-    ("zwnj", "\u{200c}"),
-    ("zwj", "\u{200d}"),
-    ("iexcl", "¡"),
-    ("iquest", "¿"),
-    ("szlig", "ß"),
-    ("auml", "ä"),
-    ("ouml", "ö"),
-    ("uuml", "ü"),
-    ("euml", "ë"),
-    ("iuml", "ï"),
-    ("yuml", "ÿ"),
-    ("aacute", "á"),
-    ("eacute", "é"),
-    ("iacute", "í"),
-    ("oacute", "ó"),
-    ("uacute", "ú"),
-    ("yacute", "ý"),
-    ("agrave", "à"),
-    ("egrave", "è"),
-    ("igrave", "ì"),
-    ("ograve", "ò"),
-    ("ugrave", "ù"),
-    ("acirc", "â"),
-    ("ecirc", "ê"),
-    ("icirc", "î"),
-    ("ocirc", "ô"),
-    ("ucirc", "û"),
-    ("atilde", "ã"),
-    ("ntilde", "ñ"),
-    ("otilde", "õ"),
-    ("aring", "å"),
-    ("aelig", "æ"),
-    ("oslash", "ø"),
-    ("ccedil", "ç"),
-    ("oelig", "œ"),
-];
-
-fn named_entity(name: &str) -> Option<Cow<'static, str>> {
-    if let Some((_, value)) = ENTITIES.iter().find(|(n, _)| *n == name) {
-        return Some(Cow::Borrowed(value));
-    }
-    // Capitalised letter entities (&Auml; &Eacute;) are the upper case of their letter.
-    let mut chars = name.chars();
-    let first = chars.next()?;
-    if first.is_ascii_uppercase() {
-        let lower = format!("{}{}", first.to_ascii_lowercase(), chars.as_str());
-        let (_, value) = ENTITIES.iter().find(|(n, _)| *n == lower)?;
-        let mut letters = value.chars();
-        let letter = letters.next()?;
-        if letter.is_alphabetic() && letters.next().is_none() && letter != 'ß' {
-            return Some(Cow::Owned(letter.to_uppercase().collect()));
-        }
-    }
-    None
-}
-
-/// Decodes character references: numeric ones (with or without the closing `;`, as
-/// browsers do) and the named ones of [`ENTITIES`].
-pub fn decode_entities(text: &str) -> Cow<'_, str> {
-    if !text.contains('&') {
-        return Cow::Borrowed(text);
-    }
+/// Escapes decoded text for use between tags. A no-break space is written as `&nbsp;` so
+/// it stays visible to whoever edits the stored HTML.
+fn escape_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let after = &rest[amp + 1..];
-        if let Some(numeric) = after.strip_prefix('#') {
-            let (hex, digits_from) = match numeric.strip_prefix(['x', 'X']) {
-                Some(h) => (true, h),
-                None => (false, numeric),
-            };
-            let digits: String = digits_from
-                .chars()
-                .take_while(|c| {
-                    if hex {
-                        c.is_ascii_hexdigit()
-                    } else {
-                        c.is_ascii_digit()
-                    }
-                })
-                .collect();
-            if !digits.is_empty() {
-                let significant = digits.trim_start_matches('0');
-                let value = if significant.len() > 8 {
-                    0xFFFD
-                } else if significant.is_empty() {
-                    0
-                } else {
-                    u32::from_str_radix(significant, if hex { 16 } else { 10 }).unwrap_or(0xFFFD)
-                };
-                let decoded = char::from_u32(value)
-                    .filter(|c| *c != '\0')
-                    .unwrap_or('\u{fffd}');
-                out.push(decoded);
-                let consumed = 1 + usize::from(hex) + digits.len();
-                let tail = &after[consumed..];
-                rest = tail.strip_prefix(';').unwrap_or(tail);
-                continue;
-            }
-        } else {
-            let name: String = after
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric())
-                .take(32)
-                .collect();
-            if !name.is_empty() && after[name.len()..].starts_with(';') {
-                if let Some(value) = named_entity(&name) {
-                    out.push_str(&value);
-                    rest = &after[name.len() + 1..];
-                    continue;
-                }
-            }
-        }
-        out.push('&');
-        rest = after;
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
-}
-
-/// Whether `text` (just after an `&`) is a character reference a browser would decode
-/// or keep as such: `name;`, `#123;`, `#x1F;`.
-fn starts_reference(text: &str) -> bool {
-    let (digits, hex) = match text.strip_prefix('#') {
-        Some(numeric) => match numeric.strip_prefix(['x', 'X']) {
-            Some(h) => (h, true),
-            None => (numeric, false),
-        },
-        None => {
-            let name_len = text
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric())
-                .count();
-            return (2..=32).contains(&name_len)
-                && text.as_bytes()[0].is_ascii_alphabetic()
-                && text[name_len..].starts_with(';');
-        }
-    };
-    let len = digits
-        .chars()
-        .take_while(|c| {
-            if hex {
-                c.is_ascii_hexdigit()
-            } else {
-                c.is_ascii_digit()
-            }
-        })
-        .count();
-    (1..=8).contains(&len) && digits[len..].starts_with(';')
-}
-
-/// Escapes text for use between tags. An `&` that starts a character reference is kept,
-/// so entities the decoder does not know (`&eacute;` is known, `&Ccaron;` is not) still
-/// show as their character.
-pub fn escape_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for (i, c) in text.char_indices() {
+    for c in text.chars() {
         match c {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '&' if starts_reference(&text[i + 1..]) => out.push('&'),
             '&' => out.push_str("&amp;"),
             '\u{a0}' => out.push_str("&nbsp;"),
             c => out.push(c),
@@ -929,266 +722,176 @@ pub fn escape_html(text: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
-// Tokenizer.
+// Sanitizing. ammonia (on html5ever, the HTML parser of Servo) parses whatever arrives as a
+// browser would and removes everything outside the allow-list below; the product's rules
+// (which elements remain, paragraphs, lists, whitespace, length) are applied to its output.
 
-#[derive(Debug, PartialEq)]
-enum Token<'a> {
-    Text(&'a str),
-    Start {
-        name: String,
-        attrs: Vec<(String, String)>,
-        self_closing: bool,
-    },
-    End {
-        name: String,
-    },
-}
-
-/// Elements whose content is not markup (a browser reads it as raw text up to the
-/// matching end tag). All of them are dropped with their content.
-const RAW_TEXT: &[&str] = &[
-    "script",
-    "style",
-    "textarea",
-    "title",
-    "xmp",
-    "iframe",
-    "noembed",
-    "noframes",
-    "noscript",
-    "plaintext",
+/// Elements a product page may carry, before [`classify`] renames headings.
+const KEPT: &[&str] = &[
+    "p", "ul", "ol", "li", "strong", "b", "em", "i", "a", "h1", "h2", "h3", "h4", "h5", "h6",
 ];
 
-/// Splits HTML into text, start tags and end tags as a browser's tokenizer would for the
-/// cases that matter to sanitizing: quoted attribute values may contain `>`, comments
-/// and doctypes vanish, a `<` that starts no tag is text, a tag cut off by the end of the
-/// input is dropped, and script/style content is raw text up to its end tag.
-struct Tokenizer<'a> {
-    src: &'a str,
-    pos: usize,
-    raw_end: Option<String>,
+/// Elements removed with their content: scripts, styles, embedded documents, forms,
+/// media and the like. What they hold is code, a form or a fallback, never product text.
+const DROPPED: &[&str] = &[
+    "script",
+    "style",
+    "iframe",
+    "object",
+    "svg",
+    "math",
+    "template",
+    "noscript",
+    "textarea",
+    "select",
+    "button",
+    "title",
+    "head",
+    "applet",
+    "canvas",
+    "video",
+    "audio",
+    "map",
+    "xmp",
+    "noembed",
+    "noframes",
+    "plaintext",
+    "frameset",
+    "option",
+    "optgroup",
+    "datalist",
+    "form",
+    "portal",
+    "dialog",
+    "picture",
+];
+
+/// Blocks removed whose content ends the current paragraph (their text is kept).
+const BOUNDARIES: &[&str] = &[
+    "div",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "main",
+    "aside",
+    "nav",
+    "figure",
+    "figcaption",
+    "blockquote",
+    "pre",
+    "address",
+    "center",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "caption",
+    "dl",
+    "dt",
+    "dd",
+    "details",
+    "summary",
+    "fieldset",
+    "legend",
+    "hgroup",
+    "body",
+    "html",
+    "hr",
+    "menu",
+];
+
+/// Table cells: removed, their content separated from the next cell's by a space.
+const CELLS: &[&str] = &["td", "th"];
+
+/// The void elements ammonia may leave in its output: they have no end tag.
+const VOIDS: &[&str] = &["br", "hr"];
+
+/// The sanitizer: the elements above and `br`, only `href` on `a`, and only `http`,
+/// `https` and `mailto` targets (relative ones are refused: a description is shown on
+/// other sites than ours). Elements outside the allow-list are removed and their text
+/// kept (`span`, `font`, `img`, unknown tags…), except [`DROPPED`] ones. Comments go.
+static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+    let tags: HashSet<&str> = KEPT
+        .iter()
+        .chain(BOUNDARIES)
+        .chain(CELLS)
+        .chain(VOIDS)
+        .copied()
+        .collect();
+    let mut builder = ammonia::Builder::empty();
+    builder
+        .tags(tags)
+        .clean_content_tags(DROPPED.iter().copied().collect())
+        .generic_attributes(HashSet::new())
+        .tag_attributes(HashMap::from([("a", HashSet::from(["href"]))]))
+        .url_schemes(HashSet::from(["http", "https", "mailto"]))
+        .url_relative(ammonia::UrlRelative::Deny)
+        .link_rel(None)
+        .strip_comments(true);
+    builder
+});
+
+/// One piece of sanitized HTML, in document order.
+#[derive(Debug)]
+enum Event {
+    Start { name: String, href: Option<String> },
+    End { name: String },
+    Text(String),
 }
 
-impl<'a> Tokenizer<'a> {
-    fn new(src: &'a str) -> Self {
-        Tokenizer {
-            src,
-            pos: 0,
-            raw_end: None,
-        }
-    }
+/// Collects what html5ever's tokenizer reads from ammonia's output.
+#[derive(Default)]
+struct EventSink(RefCell<Vec<Event>>);
 
-    fn find_ci(&self, from: usize, needle: &str) -> Option<usize> {
-        let hay = self.src.as_bytes();
-        let needle = needle.as_bytes();
-        (from..hay.len().saturating_sub(needle.len() - 1))
-            .find(|&i| hay[i..i + needle.len()].eq_ignore_ascii_case(needle))
-    }
+impl TokenSink for EventSink {
+    type Handle = ();
 
-    /// Skips `<!…>`, `<?…>` and comments; returns false at the end of input.
-    fn skip_markup_declaration(&mut self) {
-        let rest = &self.src[self.pos..];
-        if rest.starts_with("<!--") {
-            self.pos = match self.src[self.pos + 4..].find("-->") {
-                Some(end) => self.pos + 4 + end + 3,
-                None => self.src.len(),
-            };
-        } else {
-            self.pos = match rest.find('>') {
-                Some(end) => self.pos + end + 1,
-                None => self.src.len(),
-            };
-        }
-    }
-
-    /// Parses attributes up to `>`; `None` when the input ends inside the tag.
-    fn attributes(&mut self) -> Option<(Vec<(String, String)>, bool)> {
-        let bytes = self.src.as_bytes();
-        let mut attrs = Vec::new();
-        let mut self_closing = false;
-        loop {
-            while self.pos < bytes.len() && (bytes[self.pos].is_ascii_whitespace()) {
-                self.pos += 1;
-            }
-            if self.pos >= bytes.len() {
-                return None;
-            }
-            match bytes[self.pos] {
-                b'>' => {
-                    self.pos += 1;
-                    return Some((attrs, self_closing));
-                }
-                b'/' => {
-                    self.pos += 1;
-                    self_closing = self.pos < bytes.len() && bytes[self.pos] == b'>';
-                    continue;
-                }
-                _ => {}
-            }
-            self_closing = false;
-            let start = self.pos;
-            self.pos += 1; // the first character may be anything, even `=`
-            while self.pos < bytes.len()
-                && !bytes[self.pos].is_ascii_whitespace()
-                && !matches!(bytes[self.pos], b'/' | b'>' | b'=')
-            {
-                self.pos += 1;
-            }
-            let name = self.src[start..self.pos].to_ascii_lowercase();
-            while self.pos < bytes.len() && bytes[self.pos].is_ascii_whitespace() {
-                self.pos += 1;
-            }
-            let mut value = String::new();
-            if self.pos < bytes.len() && bytes[self.pos] == b'=' {
-                self.pos += 1;
-                while self.pos < bytes.len() && bytes[self.pos].is_ascii_whitespace() {
-                    self.pos += 1;
-                }
-                if self.pos >= bytes.len() {
-                    return None;
-                }
-                match bytes[self.pos] {
-                    quote @ (b'"' | b'\'') => {
-                        let from = self.pos + 1;
-                        let end = self.src[from..].find(quote as char)? + from;
-                        value = self.src[from..end].to_owned();
-                        self.pos = end + 1;
+    fn process_token(&self, token: Token, _line_number: u64) -> TokenSinkResult<()> {
+        let event = match token {
+            Token::TagToken(tag) => {
+                let name = tag.name.to_string();
+                match tag.kind {
+                    TagKind::StartTag => {
+                        let href = tag
+                            .attrs
+                            .iter()
+                            .find(|attr| &*attr.name.local == "href")
+                            .map(|attr| attr.value.to_string());
+                        Event::Start { name, href }
                     }
-                    _ => {
-                        let from = self.pos;
-                        while self.pos < bytes.len()
-                            && !bytes[self.pos].is_ascii_whitespace()
-                            && bytes[self.pos] != b'>'
-                        {
-                            self.pos += 1;
-                        }
-                        value = self.src[from..self.pos].to_owned();
-                    }
+                    TagKind::EndTag => Event::End { name },
                 }
             }
-            attrs.push((name, value));
-        }
-    }
-
-    fn tag_name(&mut self) -> String {
-        let bytes = self.src.as_bytes();
-        let start = self.pos;
-        while self.pos < bytes.len()
-            && !bytes[self.pos].is_ascii_whitespace()
-            && !matches!(bytes[self.pos], b'/' | b'>')
-        {
-            self.pos += 1;
-        }
-        self.src[start..self.pos].to_ascii_lowercase()
-    }
-}
-
-impl<'a> Iterator for Tokenizer<'a> {
-    type Item = Token<'a>;
-
-    fn next(&mut self) -> Option<Token<'a>> {
-        if let Some(name) = self.raw_end.take() {
-            let from = self.pos;
-            // Only `</name` followed by a delimiter ends raw text.
-            let mut search = from;
-            let end = loop {
-                match self.find_ci(search, &format!("</{name}")) {
-                    Some(at) => {
-                        let after = self.src.as_bytes().get(at + 2 + name.len()).copied();
-                        if after.is_none_or(|b| b.is_ascii_whitespace() || b == b'>' || b == b'/') {
-                            break Some(at);
-                        }
-                        search = at + 1;
-                    }
-                    None => break None,
-                }
-            };
-            let end = if name == "plaintext" { None } else { end };
-            return match end {
-                Some(at) => {
-                    self.pos = at;
-                    Some(Token::Text(&self.src[from..at]))
-                }
-                None => {
-                    self.pos = self.src.len();
-                    (from < self.src.len()).then(|| Token::Text(&self.src[from..]))
-                }
-            };
-        }
-        loop {
-            if self.pos >= self.src.len() {
-                return None;
-            }
-            let rest = &self.src[self.pos..];
-            if !rest.starts_with('<') {
-                let len = rest.find('<').unwrap_or(rest.len());
-                let text = &rest[..len];
-                self.pos += len;
-                return Some(Token::Text(text));
-            }
-            let next = rest[1..].chars().next();
-            match next {
-                Some('!' | '?') => {
-                    self.skip_markup_declaration();
-                    continue;
-                }
-                Some('/') => {
-                    let after = rest[2..].chars().next();
-                    match after {
-                        Some(c) if c.is_ascii_alphabetic() => {
-                            self.pos += 2;
-                            let name = self.tag_name();
-                            if self.attributes().is_none() {
-                                self.pos = self.src.len();
-                                return None;
-                            }
-                            return Some(Token::End { name });
-                        }
-                        Some('>') => {
-                            self.pos += 3;
-                            continue;
-                        }
-                        None => {
-                            self.pos = self.src.len();
-                            return Some(Token::Text("</"));
-                        }
-                        Some(_) => {
-                            // `</ 3>` and the like are bogus comments.
-                            self.skip_markup_declaration();
-                            continue;
-                        }
-                    }
-                }
-                Some(c) if c.is_ascii_alphabetic() => {
-                    self.pos += 1;
-                    let name = self.tag_name();
-                    let Some((attrs, self_closing)) = self.attributes() else {
-                        self.pos = self.src.len();
-                        return None;
-                    };
-                    if RAW_TEXT.contains(&name.as_str()) {
-                        self.raw_end = Some(name.clone());
-                    }
-                    return Some(Token::Start {
-                        name,
-                        attrs,
-                        self_closing,
-                    });
-                }
-                _ => {
-                    // A `<` that starts no tag is text.
-                    self.pos += 1;
-                    return Some(Token::Text("<"));
-                }
-            }
-        }
+            Token::CharacterTokens(text) => Event::Text(text.to_string()),
+            _ => return TokenSinkResult::Continue,
+        };
+        self.0.borrow_mut().push(event);
+        TokenSinkResult::Continue
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Sanitizing.
+/// `html` sanitized, as the start tags, end tags and decoded text of a well-formed tree:
+/// ammonia serializes the tree it cleaned, so every element but a void one has its end
+/// tag, and nothing is left that a tokenizer would read as raw text.
+fn sanitized_events(html: &str) -> Vec<Event> {
+    let clean = SANITIZER.clean(html).to_string();
+    let input = BufferQueue::default();
+    input.push_back(StrTendril::from_slice(&clean));
+    let tokenizer = Tokenizer::new(EventSink::default(), TokenizerOpts::default());
+    // The sink never pauses the tokenizer (no script runs here), so the first feed reads
+    // everything; the loop only guards against a pause.
+    while !input.is_empty() {
+        if let TokenizerResult::Done = tokenizer.feed(&input) {
+            break;
+        }
+    }
+    tokenizer.end();
+    tokenizer.sink.0.into_inner()
+}
 
-/// What the sanitizer does with an element.
+/// What the product does with an element ammonia kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
     /// Kept, under this name.
@@ -1198,12 +901,8 @@ enum Class {
     Boundary,
     /// Removed; its content is separated from the next by a space (table cells).
     Cell,
-    /// Removed, content kept.
-    Unwrap,
-    /// Removed with its content.
-    Drop,
-    /// Removed; it has no content.
-    Void,
+    /// Not expected after ammonia; ignored, content kept.
+    Other,
 }
 
 fn classify(name: &str) -> Class {
@@ -1222,31 +921,10 @@ fn classify(name: &str) -> Class {
         "h3" => Class::Keep("h3"),
         "h4" | "h5" | "h6" => Class::Keep("h4"),
         "br" => Class::Br,
-        "script" | "style" | "iframe" | "object" | "svg" | "math" | "template" | "noscript"
-        | "textarea" | "select" | "button" | "title" | "head" | "applet" | "canvas" | "video"
-        | "audio" | "map" | "xmp" | "noembed" | "noframes" | "plaintext" | "frameset"
-        | "option" | "optgroup" | "datalist" | "form" | "portal" | "dialog" | "picture" => {
-            Class::Drop
-        }
-        "img" | "input" | "embed" | "link" | "meta" | "base" | "source" | "track" | "param"
-        | "area" | "wbr" | "col" | "colgroup" | "keygen" | "frame" => Class::Void,
-        "div" | "section" | "article" | "header" | "footer" | "main" | "aside" | "nav"
-        | "figure" | "figcaption" | "blockquote" | "pre" | "address" | "center" | "table"
-        | "thead" | "tbody" | "tfoot" | "tr" | "caption" | "dl" | "dt" | "dd" | "details"
-        | "summary" | "fieldset" | "legend" | "hgroup" | "body" | "html" | "hr" | "menu" => {
-            Class::Boundary
-        }
-        "td" | "th" => Class::Cell,
-        // span, u, font, small, sup, sub, code, mark, abbr, … and unknown tags: their
-        // attributes were all they had to offer.
-        _ => Class::Unwrap,
+        _ if CELLS.contains(&name) => Class::Cell,
+        _ if BOUNDARIES.contains(&name) => Class::Boundary,
+        _ => Class::Other,
     }
-}
-
-/// Whether a dropped element has content to skip. `<script/>` still opens raw text, as
-/// in a browser; `<svg/>` is empty.
-fn has_dropped_content(name: &str, self_closing: bool) -> bool {
-    !self_closing || RAW_TEXT.contains(&name)
 }
 
 fn is_inline(tag: &str) -> bool {
@@ -1261,12 +939,12 @@ fn is_list(tag: &str) -> bool {
     matches!(tag, "ul" | "ol")
 }
 
-/// A link target that can only navigate: `http(s)://…` or `mailto:…`. Entities are
-/// decoded and the whitespace and control characters browsers ignore in a scheme are
-/// removed first, so `jav&#x61;script:` and `java\tscript:` are recognised and refused.
+/// A link target that can only navigate: `http(s)://…` with something after the scheme,
+/// or `mailto:…`. ammonia has already refused other schemes (after decoding entities and
+/// removing the tabs and line breaks browsers ignore); this also refuses targets with
+/// whitespace or control characters inside and bare `https://`.
 fn safe_href(raw: &str) -> Option<String> {
-    let decoded = decode_entities(raw);
-    let trimmed = decoded.trim_matches(|c: char| c.is_whitespace() || c.is_control());
+    let trimmed = raw.trim_matches(|c: char| c.is_whitespace() || c.is_control());
     if trimmed.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return None;
     }
@@ -1297,15 +975,14 @@ struct Node {
 /// How deep elements may nest; deeper start tags are ignored (their text is kept).
 const MAX_DEPTH: usize = 32;
 
-/// A well-formed tree of allowed elements, built from tokens with the few recovery rules
-/// browsers apply (a block closes an open paragraph, `li` lives in a list, loose text at
-/// the top becomes a paragraph, end tags without a start are ignored, everything open at
-/// the end is closed).
+/// The product's shape, built from ammonia's well-formed output: a block closes an open
+/// paragraph, `li` lives in a list, loose text at the top becomes a paragraph, nesting
+/// deeper than [`MAX_DEPTH`] is flattened.
 struct TreeBuilder {
     nodes: Vec<Node>,
     stack: Vec<usize>,
-    /// Inside an element dropped with its content: its name and nesting depth.
-    skipping: Option<(String, usize)>,
+    /// For each element of the input still open: the node its start tag opened, if any.
+    opened: Vec<Option<usize>>,
 }
 
 impl TreeBuilder {
@@ -1316,7 +993,7 @@ impl TreeBuilder {
                 children: Vec::new(),
             }],
             stack: vec![0],
-            skipping: None,
+            opened: Vec::new(),
         }
     }
 
@@ -1338,13 +1015,14 @@ impl TreeBuilder {
         id
     }
 
-    fn open(&mut self, tag: &'static str, href: Option<String>) {
+    fn open(&mut self, tag: &'static str, href: Option<String>) -> Option<usize> {
         // Deeper nesting than any real content has is flattened: it would only cost stack.
         if self.stack.len() >= MAX_DEPTH {
-            return;
+            return None;
         }
         let id = self.push_node(NodeKind::Element { tag, href });
         self.stack.push(id);
+        Some(id)
     }
 
     /// Closes inline elements and paragraphs so a block can start.
@@ -1362,14 +1040,17 @@ impl TreeBuilder {
     /// item inside a list.
     fn ensure_inline_context(&mut self) {
         match self.top_tag() {
-            None => self.open("p", None),
-            Some(tag) if is_list(tag) => self.open("li", None),
+            None => {
+                self.open("p", None);
+            }
+            Some(tag) if is_list(tag) => {
+                self.open("li", None);
+            }
             _ => {}
         }
     }
 
-    fn text(&mut self, raw: &str) {
-        let decoded = decode_entities(raw);
+    fn text(&mut self, decoded: &str) {
         let mut collapsed = String::with_capacity(decoded.len());
         let mut space = false;
         for c in decoded.chars() {
@@ -1415,113 +1096,93 @@ impl TreeBuilder {
         self.push_node(NodeKind::Text(collapsed));
     }
 
-    fn start(&mut self, name: &str, attrs: &[(String, String)], self_closing: bool) {
-        if let Some((skipped, depth)) = &mut self.skipping {
-            if skipped == name && !self_closing {
-                *depth += 1;
+    fn start(&mut self, name: &str, href: Option<&str>) {
+        let opened = match classify(name) {
+            Class::Other => None,
+            Class::Boundary => {
+                self.close_to_block_level();
+                None
             }
-            return;
+            Class::Cell => {
+                self.text(" ");
+                None
+            }
+            Class::Br => {
+                match self.top_tag() {
+                    None => {}
+                    Some(tag) if is_list(tag) => {}
+                    _ => {
+                        self.push_node(NodeKind::Br);
+                    }
+                }
+                None
+            }
+            Class::Keep(tag) => self.open_kept(tag, href),
+        };
+        if !VOIDS.contains(&name) {
+            self.opened.push(opened);
         }
-        match classify(name) {
-            Class::Drop => {
-                if has_dropped_content(name, self_closing) {
-                    self.skipping = Some((name.to_owned(), 1));
+    }
+
+    fn open_kept(&mut self, tag: &'static str, href: Option<&str>) -> Option<usize> {
+        match tag {
+            "li" => {
+                while let Some(top) = self.top_tag() {
+                    if is_list(top) {
+                        break;
+                    }
+                    let was_li = top == "li";
+                    self.stack.pop();
+                    if was_li {
+                        break;
+                    }
                 }
+                if !self.top_tag().is_some_and(is_list) {
+                    self.close_to_block_level();
+                    self.open("ul", None);
+                }
+                self.open("li", None)
             }
-            Class::Void | Class::Unwrap => {}
-            Class::Boundary => self.close_to_block_level(),
-            Class::Cell => self.text(" "),
-            Class::Br => match self.top_tag() {
-                None => {}
-                Some(tag) if is_list(tag) => {}
-                _ => {
-                    self.push_node(NodeKind::Br);
-                }
-            },
-            Class::Keep(tag) => match tag {
-                "li" => {
-                    while let Some(top) = self.top_tag() {
-                        if is_list(top) {
-                            break;
-                        }
-                        let was_li = top == "li";
-                        self.stack.pop();
-                        if was_li {
-                            break;
-                        }
-                    }
-                    if !self.top_tag().is_some_and(is_list) {
-                        self.close_to_block_level();
-                        self.open("ul", None);
-                    }
+            "ul" | "ol" | "p" | "h2" | "h3" | "h4" => {
+                self.close_to_block_level();
+                if self.top_tag().is_some_and(is_list) {
                     self.open("li", None);
                 }
-                "ul" | "ol" | "p" | "h2" | "h3" | "h4" => {
-                    self.close_to_block_level();
-                    if self.top_tag().is_some_and(is_list) {
-                        self.open("li", None);
-                    }
-                    self.open(tag, None);
+                self.open(tag, None)
+            }
+            "a" => {
+                // Links do not nest: a new one closes the open one.
+                if let Some(at) = self.stack.iter().rposition(|&id| {
+                    matches!(self.nodes[id].kind, NodeKind::Element { tag: "a", .. })
+                }) {
+                    self.stack.truncate(at);
                 }
-                "a" => {
-                    // Links do not nest: a new one closes the open one.
-                    if let Some(at) = self.stack.iter().rposition(|&id| {
-                        matches!(self.nodes[id].kind, NodeKind::Element { tag: "a", .. })
-                    }) {
-                        self.stack.truncate(at);
-                    }
-                    let href = attrs
-                        .iter()
-                        .find(|(n, _)| n == "href")
-                        .and_then(|(_, v)| safe_href(v));
-                    if let Some(href) = href {
-                        self.ensure_inline_context();
-                        self.open("a", Some(href));
-                    }
-                    // A link without a safe target keeps only its text.
-                }
-                inline => {
-                    self.ensure_inline_context();
-                    self.open(inline, None);
-                }
-            },
+                // A link without a safe target keeps only its text.
+                let href = href.and_then(safe_href)?;
+                self.ensure_inline_context();
+                self.open("a", Some(href))
+            }
+            inline => {
+                self.ensure_inline_context();
+                self.open(inline, None)
+            }
         }
     }
 
     fn end(&mut self, name: &str) {
-        if let Some((skipped, depth)) = &mut self.skipping {
-            if skipped == name {
-                *depth -= 1;
-                if *depth == 0 {
-                    self.skipping = None;
-                }
-            }
+        if VOIDS.contains(&name) {
             return;
+        }
+        // The input is balanced, so this end tag closes the element last started; what
+        // that element opened closes with it, along with whatever was opened inside it.
+        if let Some(id) = self.opened.pop().flatten() {
+            if let Some(at) = self.stack.iter().rposition(|&open| open == id) {
+                self.stack.truncate(at);
+            }
         }
         match classify(name) {
             Class::Boundary => self.close_to_block_level(),
             Class::Cell => self.text(" "),
-            Class::Keep(tag) => {
-                // Find the element, not looking past the scope that contains it.
-                let barrier = |t: &str| match tag {
-                    "li" => is_list(t),
-                    "ul" | "ol" => false,
-                    _ => is_list(t) || t == "li",
-                };
-                for at in (1..self.stack.len()).rev() {
-                    let NodeKind::Element { tag: open, .. } = self.nodes[self.stack[at]].kind
-                    else {
-                        continue;
-                    };
-                    if open == tag {
-                        self.stack.truncate(at);
-                        return;
-                    }
-                    if barrier(open) {
-                        return;
-                    }
-                }
-            }
             _ => {}
         }
     }
@@ -1701,19 +1362,11 @@ fn serialize_node(nodes: &[Node], id: usize, out: &mut String, budget: &mut Opti
 
 fn build_tree(html: &str) -> Vec<Node> {
     let mut builder = TreeBuilder::new();
-    for token in Tokenizer::new(html) {
-        match token {
-            Token::Text(text) => {
-                if builder.skipping.is_none() {
-                    builder.text(text);
-                }
-            }
-            Token::Start {
-                name,
-                attrs,
-                self_closing,
-            } => builder.start(&name, &attrs, self_closing),
-            Token::End { name } => builder.end(&name),
+    for event in sanitized_events(html) {
+        match event {
+            Event::Start { name, href } => builder.start(&name, href.as_deref()),
+            Event::End { name } => builder.end(&name),
+            Event::Text(text) => builder.text(&text),
         }
     }
     builder.finish()
@@ -1724,10 +1377,10 @@ fn build_tree(html: &str) -> Vec<Node> {
 /// `http(s)`/`mailto` `href`, and no other attribute. `script`, `style`, `iframe`, forms,
 /// media and the like are removed with their content; other tags (`div`, `span`, `font`,
 /// tables…) are removed and their text kept, with block boundaries kept as paragraph
-/// breaks. Unclosed tags are closed, stray end tags ignored, loose text wrapped in
-/// paragraphs, empty elements dropped, whitespace collapsed. Top-level blocks are
-/// separated by a line break. The output is well-formed and stable: sanitizing it again
-/// changes nothing.
+/// breaks. The input is parsed as a browser parses it (html5ever): unclosed tags are
+/// closed, stray end tags ignored, entities decoded. Loose text is wrapped in paragraphs,
+/// empty elements dropped, whitespace collapsed. Top-level blocks are separated by a line
+/// break. The output is well-formed and stable: sanitizing it again changes nothing.
 pub fn sanitize_html(html: &str) -> String {
     let nodes = build_tree(html);
     let mut out = String::new();
@@ -1741,67 +1394,41 @@ pub fn sanitize_html(html: &str) -> String {
 pub fn truncate_html(html: &str, max_chars: usize) -> String {
     let nodes = build_tree(html);
     let mut out = String::new();
-    serialize_node(&nodes, 0, &mut out, &mut Some(max_chars));
-    out
+    let complete = serialize_node(&nodes, 0, &mut out, &mut Some(max_chars));
+    if complete {
+        out
+    } else {
+        // A cut can leave what sanitizing removes (the space before an element that did
+        // not fit); removing it now keeps repair stable. Sanitizing never lengthens.
+        sanitize_html(&out)
+    }
 }
 
 /// The text of `html` as a reader sees it: tags removed (script and style with their
 /// content), entities decoded, whitespace collapsed, and one line per paragraph, heading
 /// or list item.
-/// The line being written (one is made if there is none), without a way to panic on
-/// whatever markup a merchant or a provider sent.
-fn last_line(lines: &mut Vec<String>) -> &mut String {
-    if lines.is_empty() {
-        lines.push(String::new());
-    }
-    let last = lines.len() - 1;
-    &mut lines[last]
-}
-
 pub fn html_to_text(html: &str) -> String {
     let mut lines: Vec<String> = vec![String::new()];
-    let mut skipping: Option<(String, usize)> = None;
-    for token in Tokenizer::new(html) {
-        if let Some((name, depth)) = &mut skipping {
-            match &token {
-                Token::Start {
-                    name: n,
-                    self_closing: false,
-                    ..
-                } if n == name => *depth += 1,
-                Token::End { name: n } if n == name => {
-                    *depth -= 1;
-                    if *depth == 0 {
-                        skipping = None;
-                    }
+    for event in sanitized_events(html) {
+        let class = match &event {
+            Event::Text(text) => {
+                if let Some(line) = lines.last_mut() {
+                    line.push_str(text);
                 }
-                _ => {}
+                continue;
             }
-            continue;
-        }
-        match token {
-            Token::Text(text) => {
-                last_line(&mut lines).push_str(&decode_entities(text));
+            Event::Start { name, .. } | Event::End { name } => classify(name),
+        };
+        match class {
+            Class::Br | Class::Cell => {
+                if let Some(line) = lines.last_mut() {
+                    line.push(' ');
+                }
             }
-            Token::Start {
-                name, self_closing, ..
-            } => match classify(&name) {
-                Class::Drop if has_dropped_content(&name, self_closing) => {
-                    skipping = Some((name, 1))
-                }
-                Class::Br | Class::Cell => last_line(&mut lines).push(' '),
-                Class::Boundary | Class::Keep("p" | "h2" | "h3" | "h4" | "li" | "ul" | "ol") => {
-                    lines.push(String::new())
-                }
-                _ => {}
-            },
-            Token::End { name } => match classify(&name) {
-                Class::Cell => last_line(&mut lines).push(' '),
-                Class::Boundary | Class::Keep("p" | "h2" | "h3" | "h4" | "li" | "ul" | "ol") => {
-                    lines.push(String::new())
-                }
-                _ => {}
-            },
+            Class::Boundary | Class::Keep("p" | "h2" | "h3" | "h4" | "li" | "ul" | "ol") => {
+                lines.push(String::new())
+            }
+            _ => {}
         }
     }
     lines
@@ -2221,9 +1848,10 @@ mod tests {
                 "<ul><li>a<ul><li>b</li></ul></li></ul>",
             ),
             ("</p></strong>text</em>", "<p>text</p>"),
+            // A browser carries the open `strong` past `</p>`: "y" is bold too.
             (
                 "<p><strong>x</p>y</strong>",
-                "<p><strong>x</strong></p>\n<p>y</p>",
+                "<p><strong>x</strong></p>\n<p><strong>y</strong></p>",
             ),
             ("<p></p><p> <br> </p><strong></strong>", ""),
             ("<p><br>Line<br><br></p>", "<p>Line</p>"),
@@ -2234,7 +1862,7 @@ mod tests {
             ),
             (
                 "Fish &amp; chips & peas &eacute; &Ccaron; 1 < 2",
-                "<p>Fish &amp; chips &amp; peas é &Ccaron; 1 &lt; 2</p>",
+                "<p>Fish &amp; chips &amp; peas é Č 1 &lt; 2</p>",
             ),
         ];
         for (raw, expected) in cases {
@@ -2296,6 +1924,24 @@ mod tests {
             cut.starts_with("<ul><li>") && cut.ends_with("</li></ul>"),
             "{cut}"
         );
+    }
+
+    /// Found by the property test in tests/content_properties.rs: a second repair of
+    /// these outputs changed them.
+    #[test]
+    fn repair_is_stable_where_it_once_was_not() {
+        assert_eq!(
+            repair(
+                Platform::Wix,
+                Attribute::Title,
+                ContentValue::Text("<p>```</p>".into())
+            ),
+            Err(ContentError::Empty),
+            "a fence left once markup is gone is no title"
+        );
+        let cut = truncate_html("- <strong>a</strong>", 21);
+        assert_eq!(cut, "<p>-</p>", "no space left before the cut");
+        assert_eq!(truncate_html(&cut, 21), cut);
     }
 
     #[test]
@@ -2384,13 +2030,13 @@ mod tests {
     #[test]
     fn entities_decode_like_a_browser() {
         assert_eq!(
-            decode_entities("&lt;b&gt; &#65;&#x42;&#67 &Eacute; &unknown; & x"),
+            html_to_text("&lt;b&gt; &#65;&#x42;&#67 &Eacute; &unknown; & x"),
             "<b> ABC É &unknown; & x"
         );
-        assert_eq!(decode_entities("&#0;&#x110000;"), "\u{fffd}\u{fffd}");
+        assert_eq!(html_to_text("&#0;&#x110000;"), "\u{fffd}\u{fffd}");
         assert_eq!(
-            escape_text("a & b &amp; &#39; <"),
-            "a &amp; b &amp; &#39; &lt;"
+            sanitize_html("a & b &amp; &#39; <"),
+            "<p>a &amp; b &amp; ' &lt;</p>"
         );
     }
 }

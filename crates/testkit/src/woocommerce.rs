@@ -420,6 +420,16 @@ impl FakeWooCommerce {
         deliver(&self.state, "product.deleted", &json!({"id": id})).await
     }
 
+    /// The secrets the store signs its webhook deliveries with (for tests that check a
+    /// secret never shows where it should not).
+    pub fn webhook_secrets(&self) -> Vec<String> {
+        self.lock()
+            .webhooks
+            .values()
+            .map(|hook| hook.secret.clone())
+            .collect()
+    }
+
     /// Every webhook the store has, in id order.
     pub fn webhooks(&self) -> Vec<WebhookInfo> {
         self.lock()

@@ -154,9 +154,9 @@ pub fn verify_webhook(
     if !matches {
         return Err(WebhookError::BadSignature);
     }
-    let age_secs = now.timestamp() - header.timestamp;
-    let tolerance_secs = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
-    if age_secs.abs() > tolerance_secs {
+    // Saturating: a signed `t` near i64::MIN or MAX is outside any tolerance, not a panic.
+    let age_secs = now.timestamp().saturating_sub(header.timestamp);
+    if age_secs.unsigned_abs() > tolerance.as_secs() {
         return Err(WebhookError::TimestampOutsideTolerance { age_secs });
     }
     let value: Value = serde_json::from_slice(payload)
@@ -328,6 +328,27 @@ mod tests {
             SignatureHeader::parse("  ").err(),
             Some(WebhookError::MissingHeader)
         );
+    }
+
+    /// Found by the property test in tests/webhook_properties.rs: a correctly signed `t`
+    /// at the edge of i64 overflowed the age computation.
+    #[test]
+    fn timestamps_at_the_edge_of_the_range_are_outside_the_tolerance() {
+        let body = br#"{"id":"evt_1","object":"event"}"#;
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec_test").unwrap();
+            mac.update(format!("{t}.").as_bytes());
+            mac.update(body);
+            let header = format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()));
+            assert!(
+                matches!(
+                    verify_webhook(body, &header, "whsec_test", DEFAULT_WEBHOOK_TOLERANCE, now),
+                    Err(WebhookError::TimestampOutsideTolerance { .. })
+                ),
+                "t={t}"
+            );
+        }
     }
 
     #[test]
