@@ -86,13 +86,25 @@ pub struct NewLocalStore {
 pub struct NewWooCommerceStore {
     platform: WooCommercePlatform,
     /// The store's address, e.g. `https://shop.example`.
-    #[schema(min_length = 1, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     url: String,
     /// A REST API key with read/write access (`ck_…`).
-    #[schema(min_length = 1, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     consumer_key: String,
     /// The key's secret (`cs_…`). Stored encrypted.
-    #[schema(min_length = 1, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     consumer_secret: String,
     /// Default: the store's host name.
     #[schema(
