@@ -13,6 +13,10 @@
 #
 # Schemathesis is installed into a virtual environment under the user cache, reused while
 # the pinned version stays the same. Settings: scripts/schemathesis.toml.
+#
+# The fuzzer cannot lock itself out: it never sees the demo session's refresh token, so it
+# cannot sign that session out, and no API operation deletes an account. What it creates
+# (accounts, stores, jobs) lives in the throwaway database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,8 +28,16 @@ if [[ ! -f "$venv/.installed" ]]; then
   echo "Installing Schemathesis $SCHEMATHESIS_VERSION into $venv"
   rm -rf "$venv"
   mkdir -p "$cache"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  if python3 -m venv "$venv" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  else
+    # Without ensurepip (Debian's python3 lacks it unless python3-venv is installed), the
+    # environment is made bare and filled by the system's pip.
+    rm -rf "$venv"
+    python3 -m venv --without-pip "$venv"
+    python3 -m pip --python "$venv/bin/python" install --quiet --disable-pip-version-check \
+      "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
   touch "$venv/.installed"
 fi
 
