@@ -20,6 +20,11 @@ fi
 echo "== Rust tests (SQLite and PostgreSQL) =="
 cargo test --workspace --no-fail-fast
 
+echo "== API fuzzing from the OpenAPI document (Schemathesis, SQLite and PostgreSQL) =="
+# `cargo test` has just built target/debug/optimizer (the CLI tests run it).
+[[ -x target/debug/optimizer ]] || cargo build -p cli
+bash scripts/schemathesis.sh
+
 echo "== Dashboard unit tests =="
 npm --prefix web run test:unit
 

@@ -367,16 +367,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .is_some_and(|mime| {
-                let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json" || mime.ends_with("+json")
-            });
-        if !is_json {
+        if !has_json_content_type(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
         let limit = crate::AppState::from_ref(state).settings.max_body_bytes;
@@ -405,7 +396,20 @@ where
     }
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Whether the request says its body is JSON (`application/json` or `…+json`).
+pub(crate) fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || mime.ends_with("+json")
+        })
+}
+
+/// Parses a JSON body; a value of the wrong shape is a 400 naming the field.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     refuse_nul_in_json(bytes)?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
@@ -512,7 +516,8 @@ where
 }
 
 /// Query-string parameters; a malformed one, or one with a NUL character, is a 400 naming
-/// the parameter.
+/// the parameter. A parameter with an empty value (`?cursor=`, as a form sends an empty
+/// field) is the same as an absent one; the OpenAPI document says so with `allowEmptyValue`.
 pub struct ApiQuery<T>(pub T);
 
 impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
@@ -537,8 +542,13 @@ where
             };
             return Err(ApiError::field(&name, domain::TextProblem::Nul.to_string()));
         }
+        let present = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                form_urlencoded::parse(query.as_bytes()).filter(|(_, value)| !value.is_empty()),
+            )
+            .finish();
         let deserializer =
-            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(present.as_bytes()));
         serde_path_to_error::deserialize(deserializer)
             .map(ApiQuery)
             .map_err(|err| {

@@ -23,15 +23,27 @@ pub const LOGIN_LINK_TTL: Duration = Duration::hours(24);
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
+    /// 10 to 256 characters, at least four of them different; not the email address and
+    /// not a commonly used password.
+    #[schema(min_length = 10, max_length = 256, format = "password")]
     pub password: String,
-    /// Shown in the dashboard; defaults to the email's domain.
+    /// Shown in the dashboard; defaults to the email's domain. 1 to 100 characters once
+    /// trimmed, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub account_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
+    #[schema(min_length = 1, max_length = 1024, format = "password")]
     pub password: String,
 }
 

@@ -54,6 +54,12 @@ pub struct MeResponse {
 
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateAccountRequest {
+    /// 1 to 100 characters once trimmed, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
 }
 
@@ -62,8 +68,7 @@ pub struct UpdateAccountRequest {
     security(("bearer" = []), ("wixInstance" = [])),
     responses(
         (status = 200, description = "Account, plan and credits", body = MeResponse),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody)))]
+        (status = 401, description = "Not signed in", body = ErrorBody)))]
 pub async fn me(
     State(state): State<AppState>,
     caller: Authenticated,

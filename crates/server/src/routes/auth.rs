@@ -105,7 +105,7 @@ pub async fn demo_login(
 }
 
 /// The signed-in user of a standalone session.
-#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", operation_id = "auth_me", security(("bearer" = [])),
     responses(
         (status = 200, description = "The current user and account", body = WhoAmI),
         (status = 401, description = "Not signed in, or not a standalone session", body = ErrorBody)))]

@@ -68,9 +68,13 @@ pub struct BillingView {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct HistoryParams {
-    /// `nextCursor` of the previous page.
+    /// `nextCursor` of the previous page; absent: the first page.
+    #[param(
+        pattern = r"^-?[0-9]{1,18}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub cursor: Option<String>,
-    /// Page size, 1 to 100 (default 20).
+    /// Page size (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -141,7 +145,7 @@ pub async fn billing_history(
     caller: Authenticated,
     ApiQuery(params): ApiQuery<HistoryParams>,
 ) -> ApiResult<Json<HistoryPageView>> {
-    let limit = params.limit.unwrap_or(20).clamp(1, 100);
+    let limit = super::page_size(params.limit, 20, 100)?;
     let page = state
         .storage
         .ledger_page(caller.account_id, params.cursor.as_deref(), limit)
@@ -184,7 +188,9 @@ pub async fn sync_credits(
 
 #[derive(Deserialize, ToSchema)]
 pub struct CheckoutRequest {
-    /// The plan to buy (`starter`, `pro`, `scale`).
+    /// The id of a paid plan to buy, as `GET /api/billing` lists them (`starter`, `pro`,
+    /// `scale` unless the operator configures others).
+    #[schema(min_length = 1)]
     pub plan: String,
 }
 

@@ -22,22 +22,100 @@ use crate::AppState;
 const DEFAULT_PAGE_SIZE: i64 = 50;
 const MAX_PAGE_SIZE: i64 = 200;
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// What `POST /api/stores` reads; the document describes it as [`NewStoreBody`], one shape
+/// per platform.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateStoreRequest {
-    /// `local` (a catalog kept here, filled by CSV import) or `woocommerce` (with `url`,
-    /// `consumerKey`, `consumerSecret`). Wix stores connect themselves when the app is
-    /// opened from the Wix dashboard.
     pub platform: String,
     pub name: Option<String>,
-    /// ISO 4217 code of the catalog's prices; default `USD`.
     pub currency: Option<String>,
-    /// WooCommerce: the store's address, e.g. `https://shop.example`.
     pub url: Option<String>,
-    /// WooCommerce: a REST API key with read/write access (`ck_…`).
     pub consumer_key: Option<String>,
-    /// WooCommerce: the key's secret (`cs_…`). Stored encrypted.
     pub consumer_secret: Option<String>,
+}
+
+/// A store to connect. Wix stores connect themselves when the app is opened from the Wix
+/// dashboard.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = CreateStoreRequest)]
+#[serde(untagged)]
+pub enum NewStoreBody {
+    Local(NewLocalStore),
+    WooCommerce(NewWooCommerceStore),
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum LocalPlatform {
+    Local,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum WooCommercePlatform {
+    Woocommerce,
+}
+
+/// A catalog kept here, filled by CSV import.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct NewLocalStore {
+    platform: LocalPlatform,
+    /// Default `Local catalog`. 1 to 100 characters once trimmed, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    name: Option<String>,
+    /// ISO 4217 code of the catalog's prices, any case; default `USD`.
+    #[schema(pattern = r"^\s*[A-Za-z]{3}\s*$")]
+    currency: Option<String>,
+}
+
+/// A WooCommerce store reached with a REST API key. The address and key are checked
+/// against the store before anything is saved.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct NewWooCommerceStore {
+    platform: WooCommercePlatform,
+    /// The store's address, e.g. `https://shop.example`.
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
+    url: String,
+    /// A REST API key with read/write access (`ck_…`).
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
+    consumer_key: String,
+    /// The key's secret (`cs_…`). Stored encrypted.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
+    consumer_secret: String,
+    /// Default: the store's host name.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    name: Option<String>,
+    /// ISO 4217 code of the store's prices, any case; default `USD`.
+    #[schema(pattern = r"^\s*[A-Za-z]{3}\s*$")]
+    currency: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -130,12 +208,14 @@ pub struct ProductListParams {
     /// Only this store's products.
     pub store_id: Option<Uuid>,
     /// Case-insensitive text in title, SKU, brand or category.
+    #[param(max_length = 200)]
     pub q: Option<String>,
     /// Only products in this collection (or its sub-collections).
     pub collection_id: Option<Uuid>,
-    /// `nextCursor` of the previous page.
+    /// `nextCursor` of the previous page; absent: the first page.
     pub cursor: Option<Uuid>,
-    /// Page size, 1 to 200 (default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
@@ -246,7 +326,7 @@ pub async fn list_stores(
 }
 
 /// Create a store connection. Only local catalogs are created here.
-#[utoipa::path(post, path = "/api/stores", tag = "catalog", request_body = CreateStoreRequest,
+#[utoipa::path(post, path = "/api/stores", tag = "catalog", request_body = NewStoreBody,
     security(("bearer" = []), ("wixInstance" = [])),
     responses(
         (status = 201, description = "Created", body = StoreView),
@@ -394,8 +474,12 @@ pub(crate) async fn connect_woocommerce(
         state.connector_settings().woocommerce,
     )
     .map_err(url_error)?;
+    // An address that leads to no store is the request's fault (400 on `url`); a store
+    // that answers and refuses speaks for itself (its error, passed on).
     client.verify().await.map_err(|err| match err {
-        err @ ConnectorError::PrivateAddress(_) => url_error(err),
+        err @ (ConnectorError::PrivateAddress(_)
+        | ConnectorError::Unreachable(_)
+        | ConnectorError::InvalidResponse(_)) => url_error(err),
         other => ApiError::Store(other),
     })?;
     let credentials = serde_json::to_vec(&Credentials {
@@ -488,7 +572,17 @@ fn reqwest_host(url: &str) -> Option<String> {
 pub struct SyncRequestBody {
     /// `full` (default: everything, removing products the store no longer has) or
     /// `incremental` (what changed since the last sync).
+    #[schema(value_type = Option<SyncKindName>)]
     pub kind: Option<String>,
+}
+
+/// The kinds of sync a client can ask for.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SyncKindName {
+    Full,
+    Incremental,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -592,12 +686,20 @@ pub async fn sync_store(
     State(state): State<AppState>,
     caller: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<SyncRequestView>)> {
+    // No body, or `null`, asks for the default sync; a body is JSON like any other.
     let request: SyncRequestBody = if body.iter().all(u8::is_ascii_whitespace) {
         SyncRequestBody::default()
+    } else if !crate::error::has_json_content_type(&headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    } else if body.len() > state.settings.max_body_bytes {
+        return Err(ApiError::PayloadTooLarge {
+            limit: state.settings.max_body_bytes,
+        });
     } else {
-        serde_json::from_slice(&body).map_err(|err| ApiError::InvalidJson(err.to_string()))?
+        crate::error::parse_json::<Option<SyncRequestBody>>(&body)?.unwrap_or_default()
     };
     let kind = match request.kind.as_deref().unwrap_or("full") {
         "full" => SyncKind::Full,
@@ -901,13 +1003,7 @@ pub async fn list_products(
     caller: Authenticated,
     ApiQuery(params): ApiQuery<ProductListParams>,
 ) -> ApiResult<Json<ProductPageView>> {
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE_SIZE}"),
-        ));
-    }
+    let limit = super::page_size(params.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     if params.q.as_deref().is_some_and(|q| q.chars().count() > 200) {
         return Err(ApiError::field("q", "must be at most 200 characters"));
     }

@@ -62,18 +62,29 @@ pub struct OptimizerOptions {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateJobRequest {
-    /// `products` or `collections`.
+    /// Whether `sourceIds` are products or collections.
+    #[schema(value_type = SourceScope)]
     pub source_scope: String,
-    /// Product or collection ids, as `/api/products` and `/api/collections` return them.
+    /// Product or collection ids, as `/api/products` and `/api/collections` return them;
+    /// at most `maxProductsPerJob` of `/api/optimizer/options`.
+    #[schema(min_items = 1)]
     pub source_ids: Vec<Uuid>,
     /// Optional when the account has exactly one store.
+    #[schema(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub store_id: Option<Uuid>,
-    /// Any of `title`, `description`, `seo_title`, `seo_description`, `info_sections`.
+    /// The fields to rewrite (WooCommerce products have no `info_sections`).
+    #[schema(value_type = Vec<Attribute>, min_items = 1)]
     pub attributes: Vec<String>,
-    /// A language code from `/api/optimizer/options`; absent keeps each product's language.
+    /// A language code from `/api/optimizer/options`; absent or empty keeps each product's
+    /// language. Only providers that can translate (`canTranslate`) take one.
     pub target_lang: Option<String>,
-    /// The merchant's instruction, passed to the provider as data.
+    /// The merchant's instruction, passed to the provider as data; blank is none.
+    #[schema(max_length = 2000)]
     pub user_prompt: Option<String>,
+    /// Blank is none.
+    #[schema(max_length = 500)]
     pub brand_voice: Option<String>,
 }
 
@@ -208,11 +219,13 @@ pub struct ItemPageView {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct JobListParams {
-    /// Comma-separated statuses (`pending,running`); absent: all.
+    /// Only jobs in these states, comma-separated (`pending,running`); absent: all.
+    #[param(value_type = Option<Vec<JobStatus>>)]
     pub status: Option<String>,
-    /// `nextCursor` of the previous page.
+    /// `nextCursor` of the previous page; absent: the first page.
     pub cursor: Option<Uuid>,
-    /// Page size, 1 to 100 (default 20).
+    /// Page size (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -220,10 +233,13 @@ pub struct JobListParams {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct ItemListParams {
-    /// Comma-separated item statuses; absent: all.
+    /// Only items in these states, comma-separated; absent: all.
+    #[param(value_type = Option<Vec<ItemStatus>>)]
     pub status: Option<String>,
+    /// `nextCursor` of the previous page; absent: the first page.
     pub cursor: Option<Uuid>,
-    /// Page size, 1 to 500 (default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -238,6 +254,7 @@ pub struct EventParams {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishRequest {
+    #[schema(min_items = 1, max_items = 500)]
     pub item_ids: Vec<Uuid>,
     /// Overwrite values the store changed since the job read them (publish) or since they
     /// were published (revert).
@@ -491,7 +508,7 @@ pub async fn list_jobs(
     let query = JobQuery {
         statuses: parse_statuses("status", params.status.as_deref(), JobStatus::parse)?,
         before: params.cursor,
-        limit: params.limit.unwrap_or(20).clamp(1, 100),
+        limit: super::page_size(params.limit, 20, 100)?,
     };
     let page = state.storage.list_jobs(caller.account_id, &query).await?;
     Ok(Json(JobPageView {
@@ -529,7 +546,7 @@ pub async fn list_job_items(
     let query = ItemQuery {
         statuses: parse_statuses("status", params.status.as_deref(), ItemStatus::parse)?,
         after: params.cursor,
-        limit: params.limit.unwrap_or(50).clamp(1, 500),
+        limit: super::page_size(params.limit, 50, 500)?,
     };
     let page = state
         .storage

@@ -6,6 +6,7 @@ pub mod account;
 pub mod auth;
 pub mod billing;
 pub mod catalog;
+mod document;
 pub mod health;
 pub mod jobs;
 pub mod webhooks;
@@ -19,6 +20,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 #[derive(OpenApi)]
@@ -26,7 +28,9 @@ use crate::AppState;
     info(
         title = "Ultimate Optimizer API",
         description = "Optimize e-commerce catalogs with AI. Every error answers \
-            `{\"error\": {\"code\", \"message\", \"details\"}}`.",
+            `{\"error\": {\"code\", \"message\", \"details\"}}`. Text never contains the \
+            NUL character (U+0000): a request with one is refused with 400 naming the field \
+            (the string schemas say so with a pattern).",
     ),
     components(schemas(crate::error::ErrorBody)),
     modifiers(&SecuritySchemes),
@@ -70,6 +74,19 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// The page size a list request asks for: `default` when absent, refused (400 naming
+/// `limit`) outside 1 to `max`, as the document states with `minimum` and `maximum`.
+pub(crate) fn page_size(limit: Option<i64>, default: i64, max: i64) -> ApiResult<i64> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            format!("must be between 1 and {max}"),
+        ));
+    }
+    Ok(limit)
+}
+
 /// The OpenAPI 3 document of this API.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
     responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
@@ -82,7 +99,7 @@ pub async fn openapi_document(State(state): State<AppState>) -> impl IntoRespons
 
 /// The API routes and the OpenAPI document describing exactly them.
 pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .routes(routes!(openapi_document))
@@ -127,5 +144,10 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::retry_job))
         .routes(routes!(jobs::publish))
         .routes(routes!(jobs::revert))
-        .split_for_parts()
+        .split_for_parts();
+    // The route-wide rules need the operations, which exist only once the routes are added.
+    document::CrossCuttingResponses.modify(&mut openapi);
+    document::NoNulText.modify(&mut openapi);
+    document::Links.modify(&mut openapi);
+    (router, openapi)
 }

@@ -206,16 +206,19 @@ const WIX_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(
         (status = 200, description = "Applied, recorded, ignored or a repeated delivery", body = WebhookAck),
         (status = 400, description = "Signed, but not the JSON Wix sends", body = ErrorBody),
         (status = 401, description = "Not signed by the app's key, unsigned or expired", body = ErrorBody),
-        (status = 503, description = "WIX_PUBLIC_KEY is not configured", body = ErrorBody)))]
+        (status = 404, description = "Wix webhooks are not configured here (`WIX_PUBLIC_KEY`); Wix delivers again later", body = ErrorBody)))]
 pub async fn wix_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<WebhookAck>)> {
     let Some(verifier) = &state.wix_webhooks else {
-        return Err(ApiError::Unavailable(
-            "Wix webhooks need WIX_APP_ID and WIX_PUBLIC_KEY".into(),
-        ));
+        // Not a server fault anyone may trigger: the receiver is off. Wix retries any
+        // answer but 200, so deliveries wait for the operator to configure it.
+        tracing::warn!(
+            "a Wix webhook arrived, but Wix webhooks need WIX_APP_ID and WIX_PUBLIC_KEY"
+        );
+        return Err(ApiError::NotFound("Wix webhook receiver"));
     };
     let body = read_body(&headers, body, state.settings.max_body_bytes).await?;
     let token = std::str::from_utf8(&body).map_err(|_| {
@@ -272,7 +275,8 @@ pub async fn wix_webhook(
     responses(
         (status = 200, description = "Applied, ignored or a repeated delivery", body = WebhookAck),
         (status = 400, description = "Missing, wrong or stale signature, or not an event", body = ErrorBody),
-        (status = 503, description = "Stripe is not configured here, or the event could not be applied yet", body = ErrorBody)))]
+        (status = 404, description = "Stripe webhooks are not configured here; Stripe delivers again later", body = ErrorBody),
+        (status = 503, description = "The event could not be applied yet; Stripe delivers it again", body = ErrorBody)))]
 pub async fn stripe_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -284,9 +288,11 @@ pub async fn stripe_webhook(
         .as_ref()
         .and_then(|stripe| stripe.webhook_secret.as_ref())
     else {
-        return Err(ApiError::Unavailable(
-            "Stripe webhooks need STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET".into(),
-        ));
+        // As for Wix: the receiver is off, and Stripe retries any answer but 2xx.
+        tracing::warn!(
+            "a Stripe webhook arrived, but Stripe webhooks need STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET"
+        );
+        return Err(ApiError::NotFound("Stripe webhook receiver"));
     };
     let body = read_body(&headers, body, state.settings.max_body_bytes).await?;
     let now = Utc::now();

@@ -35,9 +35,17 @@ const APP_NAME: &str = "Ultimate Optimizer";
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizeRequest {
     /// The store's address, e.g. `https://shop.example`.
+    #[schema(min_length = 1, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub url: String,
+    /// Default: the store's host name.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
-    /// ISO 4217 code of the store's prices; default `USD`.
+    /// ISO 4217 code of the store's prices, any case; default `USD`.
+    #[schema(pattern = r"^\s*[A-Za-z]{3}\s*$")]
     pub currency: Option<String>,
 }
 
@@ -53,6 +61,28 @@ pub struct AuthorizeStart {
 #[serde(rename_all = "camelCase")]
 pub struct KeysReceived {
     pub store_id: Uuid,
+}
+
+/// The key callback WooCommerce posts (`application/json;charset=UTF-8`), as the document
+/// describes it; the handler reads it as [`AuthorizeCallback`].
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct KeyCallback {
+    key_id: i64,
+    /// The `user_id` of the authorization URL (a string; a number is accepted too).
+    user_id: String,
+    consumer_key: String,
+    consumer_secret: String,
+    key_permissions: KeyPermissions,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum KeyPermissions {
+    Read,
+    Write,
+    ReadWrite,
 }
 
 fn token_hash(token: &str) -> String {
@@ -155,7 +185,7 @@ pub async fn start_authorization(
 /// Where WooCommerce posts the approved keys. Answers exactly 200 once the keys work and
 /// the store is connected; any other answer makes WooCommerce delete the key again.
 #[utoipa::path(post, path = "/api/woocommerce/keys", tag = "webhooks",
-    request_body(content = String, description = "WooCommerce's key callback (key_id, user_id, consumer_key, consumer_secret, key_permissions)"),
+    request_body(content = KeyCallback, content_type = "application/json"),
     responses(
         (status = 200, body = KeysReceived),
         (status = 400, description = "Not a key callback, or keys without write access", body = ErrorBody),
