@@ -17,6 +17,10 @@ if [[ -z "${TEST_DATABASE_URL:-}" ]]; then
   fi
 fi
 
+if [[ -z "${OPTIMIZER_SAMPLE_DATA:-}" ]]; then
+  echo "*** OPTIMIZER_SAMPLE_DATA is unset: the checks against third-party sample catalogs are SKIPPED (the project's own fixtures still run). ***" >&2
+fi
+
 echo "== Rust tests (SQLite and PostgreSQL) =="
 cargo test --workspace --no-fail-fast
 

@@ -1,5 +1,5 @@
-//! The rules provider on real catalogs: the third-party samples in `../shared/data/` and
-//! our demo catalog.
+//! The rules provider on real catalogs: our demo catalog and catalog fixtures, and the
+//! third-party samples where `OPTIMIZER_SAMPLE_DATA` names their folder.
 
 use std::path::PathBuf;
 
@@ -8,28 +8,34 @@ use connectors::csv::parse_catalog;
 use domain::content::{html_to_text, limits, sanitize_html, section_limits};
 use domain::{Attribute, ContentValue, Platform, SourceProduct};
 
-fn catalog(path: PathBuf) -> Vec<SourceProduct> {
-    let bytes = std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-    parse_catalog(&bytes, "USD").unwrap().products
+fn catalog(bytes: &[u8]) -> Vec<SourceProduct> {
+    parse_catalog(bytes, "USD").unwrap().products
 }
 
 fn samples() -> Vec<(String, Vec<SourceProduct>)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut all: Vec<(String, Vec<SourceProduct>)> = [
+    let demo = std::fs::read(root.join("../../demo/catalog.csv")).unwrap();
+    let mut all = vec![
+        ("demo".to_owned(), catalog(&demo)),
+        (
+            "woocommerce fixture".to_owned(),
+            catalog(&testkit::fixtures::woocommerce_export()),
+        ),
+        (
+            "shopify fixture".to_owned(),
+            catalog(&testkit::fixtures::shopify_products()),
+        ),
+    ];
+    for name in [
         "woocommerce-sample_products.csv",
         "shopify-apparel.csv",
         "shopify-home-and-garden.csv",
         "shopify-jewelery.csv",
-    ]
-    .iter()
-    .map(|name| {
-        (
-            (*name).to_owned(),
-            catalog(root.join("../../../shared/data").join(name)),
-        )
-    })
-    .collect();
-    all.push(("demo".into(), catalog(root.join("../../demo/catalog.csv"))));
+    ] {
+        if let Some(bytes) = testkit::fixtures::third_party_sample(name) {
+            all.push((name.to_owned(), catalog(&bytes)));
+        }
+    }
     all
 }
 
@@ -99,7 +105,7 @@ async fn every_sample_product_gets_valid_content_for_every_field() {
 #[tokio::test]
 async fn demo_products_get_seo_fields_from_their_own_data() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let products = catalog(root.join("../../demo/catalog.csv"));
+    let products = catalog(&std::fs::read(root.join("../../demo/catalog.csv")).unwrap());
     let tee = products
         .iter()
         .find(|p| p.title == "Ridgeline Organic Cotton Tee")
@@ -135,7 +141,7 @@ async fn demo_products_get_seo_fields_from_their_own_data() {
 #[tokio::test]
 async fn a_sloppy_demo_product_is_tidied() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let products = catalog(root.join("../../demo/catalog.csv"));
+    let products = catalog(&std::fs::read(root.join("../../demo/catalog.csv")).unwrap());
     let hoodie = products
         .iter()
         .find(|p| p.title == "hoodie hoodie fleece pullover")

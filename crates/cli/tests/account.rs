@@ -83,9 +83,8 @@ async fn seeded_account(storage: &Arc<dyn Storage>, email: &str) -> Uuid {
         )
         .await
         .unwrap();
-    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/woocommerce-sample_products.csv");
-    let import = connectors::csv::parse_catalog(&std::fs::read(sample).unwrap(), "USD").unwrap();
+    let import =
+        connectors::csv::parse_catalog(&testkit::fixtures::woocommerce_export(), "USD").unwrap();
     storage
         .upsert_products(account.id, store.id, &import.products[..2], now)
         .await

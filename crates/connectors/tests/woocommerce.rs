@@ -9,10 +9,9 @@ use connectors::woocommerce::{ClientOptions, WooCommerceClient};
 use domain::SourceProduct;
 use testkit::woocommerce::{FakeWooCommerce, Fault};
 
+/// The products of the project's WooCommerce export fixture.
 fn sample() -> Vec<SourceProduct> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/woocommerce-sample_products.csv");
-    parse_catalog(&std::fs::read(path).unwrap(), "USD")
+    parse_catalog(&testkit::fixtures::woocommerce_export(), "USD")
         .unwrap()
         .products
 }
@@ -50,16 +49,18 @@ async fn reads_the_sample_store_with_variations() {
     let expected = sample();
     fake.seed(&expected, at(9));
     let products = client(&fake).fetch_products("USD", None).await.unwrap();
-    assert_eq!(products.len(), 18);
+    assert_eq!(products.len(), 14);
     let by_title = |title: &str| products.iter().find(|p| p.title == title).unwrap();
-    let hoodie = by_title("Hoodie");
-    assert_eq!(hoodie.variants.len(), 4);
-    assert_eq!(hoodie.variants[0].options[0].name, "Color");
-    assert_eq!(hoodie.variants[0].price.unwrap().minor, 4500);
-    assert_eq!(hoodie.variants[0].sale_price.unwrap().minor, 4200);
-    let pennant = by_title("WordPress Pennant");
-    assert_eq!(pennant.price.unwrap().minor, 1105);
-    assert_eq!(pennant.categories, ["Decor"]);
+    let crew = by_title("Merino Base Layer Crew");
+    assert_eq!(crew.variants.len(), 3);
+    assert_eq!(crew.variants[0].options[0].name, "Color");
+    assert_eq!(crew.variants[0].price.unwrap().minor, 8900);
+    assert_eq!(crew.variants[1].sale_price.unwrap().minor, 7500);
+    let poles = by_title("Carbon Trekking Poles");
+    assert_eq!(poles.price.unwrap().minor, 14900);
+    let beanie = by_title("Ridge Beanie");
+    assert_eq!(beanie.sale_price.unwrap().minor, 1900);
+    assert_eq!(beanie.categories, ["Accessories"]);
     for original in &expected {
         let read = products
             .iter()
@@ -100,11 +101,11 @@ async fn incremental_reads_use_gmt_modified_dates() {
     let fake = FakeWooCommerce::start().await;
     fake.seed(&sample(), at(9));
     let woo = client(&fake);
-    fake.rename(46, "Hoodie with Logo — renamed", at(12));
+    fake.rename(103, "Trail Running Socks — renamed", at(12));
     // The site clock is three hours behind GMT: a site-local comparison would miss this.
     let changed = woo.fetch_products("USD", Some(at(11))).await.unwrap();
     let titles: Vec<&str> = changed.iter().map(|p| p.title.as_str()).collect();
-    assert_eq!(titles, ["Hoodie with Logo — renamed"]);
+    assert_eq!(titles, ["Trail Running Socks — renamed"]);
     assert!(woo
         .fetch_products("USD", Some(at(13)))
         .await
@@ -569,8 +570,8 @@ async fn private_addresses_are_refused_before_a_merchant_is_sent_to_approve() {
 async fn variable_products_come_with_variations_through_the_catalog() {
     let fake = FakeWooCommerce::start().await;
     fake.seed(&sample(), at(9));
-    let hoodie = client(&fake).get("45").await.unwrap().unwrap();
-    assert_eq!(hoodie.product.variants.len(), 4);
+    let crew = client(&fake).get("101").await.unwrap().unwrap();
+    assert_eq!(crew.product.variants.len(), 3);
 }
 
 #[tokio::test]
@@ -878,8 +879,8 @@ async fn collections_carry_parent_paths() {
             .unwrap()
     };
     assert_eq!(path("Hand tools"), "Garden > Tools > Hand tools");
-    assert_eq!(path("Tshirts"), "Clothing > Tshirts");
-    assert_eq!(path("Decor"), "Decor");
+    assert_eq!(path("Base layers"), "Clothing > Base layers");
+    assert_eq!(path("Accessories"), "Accessories");
 }
 
 #[tokio::test]

@@ -166,16 +166,10 @@ impl Shop {
     fn add_site(&self, instance_id: &str) {
         self.wix
             .add_instance(instance_id, CatalogVersion::V3Catalog);
-        let products = connectors::csv::parse_catalog(
-            &std::fs::read(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../../../shared/data/woocommerce-sample_products.csv"),
-            )
-            .unwrap(),
-            "USD",
-        )
-        .unwrap()
-        .products;
+        let products =
+            connectors::csv::parse_catalog(&testkit::fixtures::woocommerce_export(), "USD")
+                .unwrap()
+                .products;
         self.wix.seed(
             instance_id,
             &products[..10],
@@ -793,11 +787,7 @@ impl StripeShop {
             .await;
         assert_eq!(status, 201, "{store}");
         let store = store["id"].as_str().unwrap().to_owned();
-        let csv = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/data/woocommerce-sample_products.csv"),
-        )
-        .unwrap();
+        let csv = testkit::fixtures::woocommerce_export();
         let imported = self
             .server
             .request(Method::POST, &format!("/api/stores/{store}/import"))

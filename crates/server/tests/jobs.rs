@@ -26,13 +26,6 @@ api_tests!(
     wix_products_are_published_and_reverted,
 );
 
-fn shared_sample(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-}
-
 /// A caller of the API with its credential header.
 struct Caller<'a> {
     server: &'a TestServer,
@@ -67,7 +60,7 @@ impl<'a> Caller<'a> {
         body
     }
 
-    /// A local store filled from the WooCommerce sample; returns its id and products.
+    /// A local store filled from the WooCommerce export fixture; returns its id and products.
     async fn local_catalog(&self) -> (String, Vec<Value>) {
         let (status, store) = self
             .call(
@@ -83,7 +76,7 @@ impl<'a> Caller<'a> {
             .request(Method::POST, &format!("/api/stores/{id}/import"))
             .header(&self.header.0, &self.header.1)
             .header("content-type", "text/csv")
-            .body(shared_sample("woocommerce-sample_products.csv"))
+            .body(testkit::fixtures::woocommerce_export())
             .send()
             .await
             .unwrap();
@@ -387,7 +380,7 @@ async fn a_short_balance_answers_402_with_the_figures(engine: Engine) {
     let merchant = Caller::register(&server, "short@example.com").await;
     let (_, products) = merchant.local_catalog().await;
     let ids: Vec<&Value> = products.iter().map(|p| &p["id"]).collect();
-    // 18 products × 5 attributes = 90 credits: two fit in 200, the third does not.
+    // 14 products × 5 attributes = 70 credits: two fit in 200, the third does not.
     let body = json!({"sourceScope": "products", "sourceIds": ids,
         "attributes": ["title", "description", "seo_title", "seo_description", "info_sections"]});
     merchant.create_job(body.clone()).await;
@@ -395,11 +388,11 @@ async fn a_short_balance_answers_402_with_the_figures(engine: Engine) {
     let (status, refused) = merchant.call(Method::POST, "/api/jobs", Some(body)).await;
     assert_eq!(status, 402, "{refused}");
     assert_eq!(refused["error"]["code"], "insufficient_credits");
-    assert_eq!(refused["error"]["details"]["required"], 90);
-    // 20 left, plus whatever items the engine already failed and refunded (the rules
+    assert_eq!(refused["error"]["details"]["required"], 70);
+    // 60 left, plus whatever items the engine already failed and refunded (the rules
     // provider refuses fields it has nothing to build from).
     let remaining = refused["error"]["details"]["remaining"].as_i64().unwrap();
-    assert!((20..90).contains(&remaining), "{refused}");
+    assert!((60..70).contains(&remaining), "{refused}");
     assert!(merchant.remaining_credits().await >= remaining);
     assert_eq!(server.count("jobs").await, 2, "the refused job left no row");
 }
@@ -419,7 +412,7 @@ async fn a_store_edit_since_the_job_read_it_is_a_conflict(engine: Engine) {
     let title = &items[0];
 
     // The merchant renames the product in the catalog (re-import with a new name).
-    let csv = String::from_utf8(shared_sample("woocommerce-sample_products.csv")).unwrap();
+    let csv = String::from_utf8(testkit::fixtures::woocommerce_export()).unwrap();
     let old = products[0]["title"].as_str().unwrap();
     let edited = csv.replacen(old, "Renamed by the merchant", 1);
     assert_ne!(edited, csv);
@@ -652,10 +645,9 @@ async fn woocommerce_products_are_published_and_reverted(engine: Engine) {
         return;
     };
     let fake = testkit::woocommerce::FakeWooCommerce::start().await;
-    let products =
-        connectors::csv::parse_catalog(&shared_sample("woocommerce-sample_products.csv"), "USD")
-            .unwrap()
-            .products;
+    let products = connectors::csv::parse_catalog(&testkit::fixtures::woocommerce_export(), "USD")
+        .unwrap()
+        .products;
     fake.seed(&products, chrono::Utc::now() - chrono::Duration::hours(1));
     let merchant = Caller::register(&server, "woo-jobs@example.com").await;
     let (status, store) = merchant
@@ -712,10 +704,9 @@ async fn wix_products_are_published_and_reverted(engine: Engine) {
     let wix = testkit::wix_api::FakeWix::start().await;
     let instance_id = "5c1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5e";
     wix.add_instance(instance_id, testkit::wix_api::CatalogVersion::V3Catalog);
-    let products =
-        connectors::csv::parse_catalog(&shared_sample("woocommerce-sample_products.csv"), "USD")
-            .unwrap()
-            .products;
+    let products = connectors::csv::parse_catalog(&testkit::fixtures::woocommerce_export(), "USD")
+        .unwrap()
+        .products;
     wix.seed(
         instance_id,
         &products,

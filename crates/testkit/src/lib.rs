@@ -2,9 +2,11 @@
 //! ([`db`]), a signer for Wix dashboard instances ([`wix`]) and faithful fakes of the Wix
 //! REST API ([`wix_api`]), the WooCommerce REST API ([`woocommerce`]), OpenAI's Chat
 //! Completions API ([`openai`]) and Stripe's subscription billing with signed webhooks
-//! ([`stripe`]).
+//! ([`stripe`]); catalog files of our own and the optional third-party samples
+//! ([`fixtures`]).
 
 pub mod db;
+pub mod fixtures;
 pub mod openai;
 pub mod stripe;
 pub mod wix;
