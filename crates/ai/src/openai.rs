@@ -1,6 +1,8 @@
 //! The `openai` provider: one `POST {base_url}/chat/completions` per item, against OpenAI
 //! or any OpenAI-compatible server, with a strict JSON schema for the answer. Protocol
-//! facts are from shared/reference/job-engine-and-ai-apis.md §3:
+//! facts follow the official SDK, `openai/openai-python@e43b422` (`src/openai/_base_client.py`,
+//! `_constants.py`, `types/shared/response_format_json_schema.py`); the sections below are
+//! those of docs/protocols.md, OpenAI:
 //!
 //! * Structured outputs (§3.4): `response_format: {type: "json_schema", json_schema:
 //!   {name, strict: true, schema}}`; `message.refusal` and `finish_reason: "length"` are

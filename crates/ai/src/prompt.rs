@@ -21,7 +21,8 @@ const CONTEXT_CHARS: usize = 4_000;
 
 /// The structured-output schema name for an attribute: `product_title`,
 /// `product_seo_description`… (`[a-zA-Z0-9_-]`, at most 64 characters, per
-/// shared/reference/job-engine-and-ai-apis.md §3.4).
+/// `openai/openai-python@e43b422` `src/openai/types/shared/response_format_json_schema.py`;
+/// docs/protocols.md, OpenAI §3.4).
 pub fn schema_name(attribute: Attribute) -> String {
     format!("product_{}", attribute.as_str())
 }

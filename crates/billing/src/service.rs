@@ -83,7 +83,7 @@ impl From<&Plan> for PlanSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum UpgradeOffer {
-    /// The Wix pricing page of this install (`../shared/reference/wix.md` §5.3).
+    /// The Wix pricing page of this install (docs/protocols.md, Wix §5.3).
     Wix { url: String },
     /// Standalone accounts check out with Stripe (`POST /api/billing/checkout`).
     Stripe,
@@ -468,7 +468,9 @@ fn applied_or_stale(applied: bool) -> String {
     if applied { "applied" } else { "stale" }.to_owned()
 }
 
-/// The Wix pricing page of one install (`../shared/reference/wix.md` §5.3).
+/// The Wix pricing page of one install, the pattern public Wix apps use (they cite
+/// <https://dev.wix.com/docs/build-apps/launch-your-app/pricing-and-billing/set-up-a-freemium-business-model>;
+/// docs/protocols.md, Wix §5.3).
 pub fn wix_upgrade_url(app_id: &str, instance_id: &str) -> String {
     format!("https://www.wix.com/apps/upgrade/{app_id}?appInstanceId={instance_id}")
 }

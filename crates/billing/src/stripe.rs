@@ -1,9 +1,9 @@
-//! Stripe for standalone accounts (`../shared/reference/stripe.md`): Checkout starts a
-//! subscription, the customer portal manages it, and webhooks tell us what happened. The
-//! subscription is the truth: every event that concerns one leads to the subscription's
-//! current state (read from the event, or from the API when the event only names it),
-//! applied as a plan change that is never older than the newest one applied (§6: events
-//! arrive out of order and more than once).
+//! Stripe for standalone accounts (<https://docs.stripe.com/api>; sections: docs/protocols.md,
+//! Stripe): Checkout starts a subscription, the customer portal manages it, and webhooks
+//! tell us what happened. The subscription is the truth: every event that concerns one
+//! leads to the subscription's current state (read from the event, or from the API when the
+//! event only names it), applied as a plan change that is never older than the newest one
+//! applied (§6: events arrive out of order and more than once).
 
 use std::collections::HashMap;
 

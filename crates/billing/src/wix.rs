@@ -1,4 +1,6 @@
-//! Wix app webhooks (`../shared/reference/wix.md` §3): the whole request body is a compact
+//! Wix app webhooks
+//! (<https://dev.wix.com/docs/build-apps/develop-your-app/access/authentication/verify-requests-received-from-wix>;
+//! sections: docs/protocols.md, Wix §3): the whole request body is a compact
 //! JWS signed RS256 with the app's key pair; Wix publishes no JWKS, so the app's public key
 //! comes from configuration (PEM, or the PEM base64-encoded on one line, §3.1). The claims
 //! carry `data`, a JSON *string* holding the envelope, whose own `data` is a JSON string
@@ -13,7 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::BillingError;
 
-/// The entity of Stores V3 product events (`../shared/reference/wix.md` §3.4).
+/// The entity of Stores V3 product events (npm `@wix/auto_sdk_stores_products-v-3`;
+/// docs/protocols.md, Wix §3.4).
 pub const CATALOG_PRODUCT_ENTITY: &str = "wix.stores.catalog.v3.product";
 
 /// Why a delivery was refused. Every variant answers 401 or 400 and changes nothing.

@@ -1,4 +1,6 @@
-//! Wix webhook tokens (`../shared/reference/wix.md` §3.1): only RS256 tokens signed by the
+//! Wix webhook tokens
+//! (<https://dev.wix.com/docs/build-apps/develop-your-app/access/authentication/verify-requests-received-from-wix>;
+//! docs/protocols.md, Wix §3.1): only RS256 tokens signed by the
 //! app's key pass, and their doubly nested JSON decodes to the event.
 
 use base64::Engine;

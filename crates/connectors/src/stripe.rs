@@ -1,4 +1,5 @@
-//! Stripe client for subscription billing (`../shared/reference/stripe.md`): hosted
+//! Stripe client for subscription billing (<https://docs.stripe.com/api>; sections:
+//! docs/protocols.md, Stripe): hosted
 //! Checkout to start a subscription, the customer portal to manage it, reads of
 //! subscriptions to reconcile, and the verification of the webhooks Stripe sends
 //! ([`webhook`]).
@@ -35,9 +36,10 @@ use crate::http::{send_with_retries, ConnectorError, RetryPolicy};
 
 /// Where Stripe serves its API.
 pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
-/// The API version every request pins (the current version the reference names, §5
-/// "Versioning"): periods live on subscription items and an invoice names its subscription
-/// under `parent.subscription_details`, the shapes introduced by `2025-03-31.basil` (§2).
+/// The API version every request pins (the current version named by
+/// <https://docs.stripe.com/api/versioning>, §5 "Versioning"): periods live on subscription
+/// items and an invoice names its subscription under `parent.subscription_details`, the
+/// shapes introduced by `2025-03-31.basil` (§2).
 pub const API_VERSION: &str = "2026-09-30.endive";
 /// Subscriptions asked for per page; Stripe's largest page.
 const LIST_PAGE_SIZE: u32 = 100;

@@ -1,5 +1,6 @@
-//! Wix REST client for a self-hosted app (`../shared/reference/wix.md`) and the Wix Stores
-//! catalog behind the [`Catalog`] interface, for sites on Catalog V3 and on the legacy V1.
+//! Wix REST client for a self-hosted app (public sources and the sections cited below:
+//! docs/protocols.md, Wix) and the Wix Stores catalog behind the [`Catalog`] interface, for
+//! sites on Catalog V3 and on the legacy V1.
 //!
 //! * Access tokens come from the client-credentials grant (§2.1) and are cached until five
 //!   minutes before they expire, so a long sync never sends a token that dies mid-flight.

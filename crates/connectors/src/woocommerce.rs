@@ -1,4 +1,5 @@
-//! WooCommerce REST API v3 client (`../shared/reference/woocommerce.md` Part B): HTTPS with
+//! WooCommerce REST API v3 client (<https://woocommerce.github.io/woocommerce-rest-api-docs/>;
+//! sections: docs/protocols.md, WooCommerce): HTTPS with
 //! Basic auth (consumer key and secret), or OAuth 1.0a for `http://` stores allowed in
 //! development ([`oauth`]), products read 100 per page in id order with the
 //! page count from `X-WP-TotalPages`, incremental reads by `modified_after` in GMT, and the

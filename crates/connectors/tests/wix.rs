@@ -860,8 +860,8 @@ async fn the_fake_answers_the_sdks_get_form_of_product_queries() {
     assert_eq!(garbled.status(), 400);
 }
 
-/// The fake holds clients to Wix's rules (reference §7), so the tests above cannot pass
-/// against a lenient fake: checked here with raw HTTP.
+/// The fake holds clients to Wix's rules (docs/protocols.md, Wix), so the tests above cannot
+/// pass against a lenient fake: checked here with raw HTTP.
 #[tokio::test]
 async fn the_fake_enforces_wix_protocol_rules() {
     let instance = "inst-protocol";

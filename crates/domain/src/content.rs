@@ -62,7 +62,8 @@ const SEO_DESCRIPTION: FieldLimits = FieldLimits {
 /// limits of one section's HTML; see [`section_limits`] for its title and count.
 pub fn limits(platform: Platform, attribute: Attribute) -> FieldLimits {
     match (platform, attribute) {
-        // Wix V3 product `name`: string 1..80 (shared/reference/wix.md §4.3).
+        // Wix V3 product `name`: string 1..80 (npm `@wix/auto_sdk_stores_products-v-3`
+        // typings; docs/protocols.md, Wix §4.3).
         (Platform::Wix, Attribute::Title) => FieldLimits {
             max_chars: 80,
             target_chars: 70,
@@ -73,7 +74,8 @@ pub fn limits(platform: Platform, attribute: Attribute) -> FieldLimits {
             max_chars: 200,
             target_chars: 90,
         },
-        // Wix V3 `plainDescription`: HTML string, max 16000 (shared/reference/wix.md §4.3).
+        // Wix V3 `plainDescription`: HTML string, max 16000 (npm
+        // `@wix/auto_sdk_stores_products-v-3` typings; docs/protocols.md, Wix §4.3).
         (Platform::Wix, Attribute::Description) => FieldLimits {
             max_chars: 16_000,
             target_chars: 2_000,

@@ -3,8 +3,10 @@
 //! the ledger always equals the credits that remain (`credits_total - credits_used`).
 //!
 //! Two facts of the billing systems shape this module: deliveries are retried for days
-//! and arrive out of order (Wix, `../shared/reference/wix.md` §3.2; Stripe,
-//! `../shared/reference/stripe.md` §6), so a change carries the instant it was made and
+//! and arrive out of order (Wix,
+//! <https://dev.wix.com/docs/rest/articles/getting-started/webhook-resend-policy>; Stripe,
+//! <https://docs.stripe.com/webhooks/best-practices#event-ordering>; docs/protocols.md,
+//! Wix §3.2 and Stripe §6), so a change carries the instant it was made and
 //! an older one never overwrites a newer one; and a delivery can be processed twice (a
 //! crash between the effect and its acknowledgement), so every effect is idempotent by
 //! its ledger reference.

@@ -1,7 +1,9 @@
 //! A fake of OpenAI's Chat Completions API (`POST /v1/chat/completions`, streamed as
 //! server-sent events with `stream: true`) and models (`GET /v1/models`,
 //! `GET /v1/models/{model}`) for tests that drive the real client over HTTP. Protocol facts follow
-//! `../shared/reference/job-engine-and-ai-apis.md` §3:
+//! the official SDK, `openai/openai-python@e43b422` (`src/openai/_base_client.py`,
+//! `types/shared/response_format_json_schema.py`); sections are those of docs/protocols.md,
+//! OpenAI:
 //!
 //! * Every answer, errors included, carries `x-request-id` and the rate-limit headers
 //!   `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, with reset values written as

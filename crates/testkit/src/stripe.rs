@@ -1,7 +1,8 @@
-//! A fake Stripe for subscription billing that follows `../shared/reference/stripe.md`
-//! ("Implications for a faithful fake Stripe"), served on a random loopback port.
+//! A fake Stripe for subscription billing that follows Stripe's API reference
+//! (<https://docs.stripe.com/api>; the sections below are those of docs/protocols.md, Stripe),
+//! served on a random loopback port.
 //!
-//! API (§3–§5, implication 8): `POST /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}`,
+//! API (§3–§5): `POST /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}`,
 //! `POST /v1/billing_portal/sessions`, `GET /v1/subscriptions/{id}`, `GET /v1/subscriptions`
 //! (canceled subscriptions only with `status=all`), and customers (`POST /v1/customers`,
 //! `GET` and `POST /v1/customers/{id}`, `GET /v1/customers`); lists in Stripe's envelope
@@ -18,13 +19,13 @@
 //! nothing is stored for a request that failed validation or was throttled (429 runs before
 //! the idempotency layer).
 //!
-//! Versions (§5 "Versioning", implication 3): answers are rendered in the request's
+//! Versions (§5 "Versioning"): answers are rendered in the request's
 //! `Stripe-Version`, else in the account's default [`ACCOUNT_DEFAULT_API_VERSION`]; events in
 //! the webhook endpoint's version ([`API_VERSION`] unless set). From `2025-03-31.basil` on,
 //! periods sit on subscription items and an invoice names its subscription under
 //! `parent.subscription_details`; older versions get the top-level fields (§2).
 //!
-//! Webhooks (§1, §2, §6, implications 1, 2, 6): the test drives what customers do
+//! Webhooks (§1, §2, §6): the test drives what customers do
 //! ([`FakeStripe::complete_checkout`], [`FakeStripe::update_subscription`], ...). Each change
 //! records a snapshot event (random `evt_` ids, `api_version`, `livemode: false`,
 //! `previous_attributes` only on `*.updated`), serialized once as pretty JSON, and POSTs it
@@ -61,7 +62,7 @@ pub const API_VERSION: &str = "2026-09-30.endive";
 pub const ACCOUNT_DEFAULT_API_VERSION: &str = "2024-06-20";
 /// The first version with periods on items and `invoice.parent` (§2).
 const BASIL: &str = "2025-03-31";
-/// Checkout Sessions expire a day after they are made (§3, implication 4).
+/// Checkout Sessions expire a day after they are made (§3).
 const SESSION_LIFETIME_SECS: i64 = 86_400;
 /// Stripe's largest idempotency key (§5).
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
@@ -120,7 +121,7 @@ impl FakePrice {
     }
 }
 
-/// A failure the next API request meets (implication 8: "injectable 429 and 5xx").
+/// A failure the next API request meets: a 429 or a 5xx (§5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// 429 with Stripe's rate-limit error. It is answered before the idempotency layer and
@@ -131,7 +132,7 @@ pub enum Fault {
     ServerError,
 }
 
-/// How deliveries are signed (implication 1's test knobs). Stays in force until changed.
+/// How deliveries are signed (the test knobs of §1). Stays in force until changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignatureMode {
     /// As Stripe signs: now, with the endpoint's secret.
@@ -986,7 +987,7 @@ fn render_invoice(invoice: &FakeInvoice, version: &str) -> Value {
     json
 }
 
-/// Records a snapshot event (implication 2), serialized once; its id.
+/// Records a snapshot event (§2), serialized once; its id.
 fn record_event(
     state: &mut StripeState,
     kind: &str,
@@ -1796,7 +1797,7 @@ fn line_item_key(name: &str) -> Option<(usize, &str)> {
     Some((index.parse().ok()?, field))
 }
 
-/// `POST /v1/checkout/sessions` (§3, implication 4).
+/// `POST /v1/checkout/sessions` (§3).
 fn checkout_create(
     state: &mut StripeState,
     params: &Params,

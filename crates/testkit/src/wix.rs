@@ -1,4 +1,6 @@
-//! Signs Wix dashboard instances the way Wix does (`../shared/reference/wix.md` §1.2): the
+//! Signs Wix dashboard instances the way Wix does
+//! (<https://dev.wix.com/docs/build-apps/develop-your-app/access/app-instances/parse-encoded-app-instance-data>;
+//! docs/protocols.md, Wix §1.2): the
 //! payload is the instance JSON in URL-safe base64 without padding, the signature is
 //! HMAC-SHA256 keyed by the app secret over the payload segment text, URL-safe base64
 //! without padding, and the token is `signature.payload`.
@@ -68,7 +70,9 @@ pub fn sign_payload_segment(payload_segment: &str, app_secret: &str) -> String {
     format!("{signature}.{payload_segment}")
 }
 
-/// The app's webhook key pair (`../shared/reference/wix.md` §3.1, §7.10): Wix signs with the
+/// The app's webhook key pair
+/// (<https://dev.wix.com/docs/build-apps/develop-your-app/access/authentication/verify-requests-received-from-wix>;
+/// docs/protocols.md, Wix §3.1): Wix signs with the
 /// private half; the app verifies with the public half (`WIX_PUBLIC_KEY`). A test key,
 /// generated for this kit and used nowhere else.
 pub const WEBHOOK_PUBLIC_KEY: &str = include_str!("keys/wix_app_public.pem");

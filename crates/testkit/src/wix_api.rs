@@ -1,5 +1,5 @@
-//! A fake Wix REST API for one app, following `../shared/reference/wix.md` §7 (the checklist
-//! for a faithful fake) with the wire shapes of §2 (OAuth client credentials), §4 (Stores
+//! A fake Wix REST API for one app, enforcing the rules listed in docs/protocols.md (Wix, with
+//! the public source of each) with the wire shapes of §2 (OAuth client credentials), §4 (Stores
 //! Catalog V3 and V1, Categories), §5.1 (app instance) and §6 (error bodies, rate limits).
 //!
 //! Served on a random loopback port. Every answer carries `x-wix-request-id` (§2.2). Every
@@ -10,9 +10,9 @@
 //! 500/503 (§6.1 "sent empty by design"), slow answers, dropped connections and the
 //! empty-body 403 burst quirk of §6.2.
 //!
-//! Where the reference marks a detail **UNCONFIRMED** (token-endpoint error bodies, the
-//! code of a revision mismatch, the REST shape of `url`), the fake picks a plausible shape and
-//! says so; clients must not depend on more than the reference confirms.
+//! Where Wix's public sources leave a detail open (token-endpoint error bodies, the code of a
+//! revision mismatch, the REST shape of `url`), the fake picks a plausible shape and says so;
+//! clients must not depend on more than those sources confirm.
 
 // Request guards here fail with the finished Wix error response, as handlers do.
 #![allow(clippy::result_large_err)]

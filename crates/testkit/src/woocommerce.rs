@@ -1,7 +1,8 @@
-//! A fake WooCommerce store that follows the REST API v3 as documented in
-//! `../shared/reference/woocommerce.md` (Part B): the same paths under `/wp-json/wc/v3`,
-//! served over plain HTTP where, as in WooCommerce, only OAuth 1.0a authenticates (Basic
-//! auth and query-string keys count only over HTTPS; §B.5 and [`oauth`]), 10 products per
+//! A fake WooCommerce store that follows the REST API v3 as documented at
+//! <https://woocommerce.github.io/woocommerce-rest-api-docs/> (sections: docs/protocols.md,
+//! WooCommerce): the same paths under `/wp-json/wc/v3`, served over plain HTTP where, as in
+//! WooCommerce, only OAuth 1.0a authenticates (Basic auth and query-string keys count only
+//! over HTTPS; §B.5 and [`oauth`]), 10 products per
 //! page by default and `per_page` limited to 1–100 with WooCommerce's `rest_invalid_param`
 //! body (§B.3), `X-WP-Total` / `X-WP-TotalPages` and an absolute `Link` header keeping the
 //! query, an empty array past the last page, `modified_after` compared in GMT only

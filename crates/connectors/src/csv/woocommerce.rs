@@ -1,4 +1,6 @@
-//! The WooCommerce product CSV export format (`../shared/reference/woocommerce.md` §C.1):
+//! The WooCommerce product CSV export format, as in WooCommerce's own export of its sample
+//! catalog (`woocommerce/woocommerce@ef015f740f89c35cebf34bc0c39a971be6723b68`
+//! `plugins/woocommerce/sample-data/sample_products.csv`; docs/protocols.md, WooCommerce §C.1):
 //! one row per product, `variation` rows pointing at their parent by `id:<ID>` or SKU in
 //! `Parent`, `Parent > Child` category paths, comma-separated image URLs and numbered
 //! `Attribute N name` / `Attribute N value(s)` columns.

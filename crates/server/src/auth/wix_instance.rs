@@ -1,5 +1,6 @@
 //! Verification of the signed app instance Wix passes to our dashboard iframe
-//! (`../shared/reference/wix.md` §1.2): `signature.payload`, where the signature is
+//! (<https://dev.wix.com/docs/build-apps/develop-your-app/access/app-instances/parse-encoded-app-instance-data>;
+//! docs/protocols.md, Wix §1.2): `signature.payload`, where the signature is
 //! HMAC-SHA256 keyed by the app secret over the payload segment exactly as received, in
 //! URL-safe base64 without padding. Wix's own example verifier normalizes both sides
 //! (padding removed, `+`→`-`, `/`→`_`) before comparing, so padded or standard-alphabet
@@ -140,7 +141,9 @@ fn normalize_base64(text: &str) -> String {
 mod tests {
     use super::*;
 
-    /// Wix's published test vector (reference §1.2): standard base64 payload *with* padding.
+    /// Wix's published test vector (`wix-incubator/wix-developers-example-apps`
+    /// `oauth-boilerplate/server/src/utils/InstanceDecoder.spec.js`; docs/protocols.md,
+    /// Wix §1.2): standard base64 payload *with* padding.
     const SECRET: &str = "c8175096-0c39-4adc-9c93-2eccf3c9f6d5";
     const PAYLOAD: &str = "eyJpbnN0YW5jZUlkIjoiYWFhYSIsImFwcERlZklkIjoiYmJlYmIiLCJzaWduRGF0ZSI6IjIwMjEtMTItMjdUMTE6NTI6MDAuNjM5WiIsInVpZCI6ImFhYWEiLCJwZXJtaXNzaW9ucyI6Ik9XTkVSIiwiZGVtb01vZGUiOmZhbHNlLCJzaXRlT3duZXJJZCI6ImFhYWEiLCJzaXRlTWVtYmVySWQiOiJiYmJiIiwiZXhwaXJhdGlvbkRhdGUiOiIyMDIxLTEyLTI3VDE1OjUyOjAwLjYzOVoiLCJsb2dpbkFjY291bnRJZCI6ImFhYWEifQ==";
     const SIGNATURE: &str = "Dvlh7TlxkfER9776elfBYTLr-4Xh7xJUq2xRzmki42U";

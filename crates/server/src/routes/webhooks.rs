@@ -189,7 +189,8 @@ async fn wix_product_event(
 }
 
 /// How long a Wix delivery waits for its processing before it is answered anyway: Wix
-/// counts an answer after 1,250 ms as a failure (`../shared/reference/wix.md` §3.2).
+/// counts an answer after 1,250 ms as a failure (`wix-incubator/wix-rest-docs`
+/// `guides/Webhooks.md`; docs/protocols.md, Wix §3.2).
 const WIX_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(800);
 
 /// Wix webhooks: Stores product events (`wix.stores.catalog.v3.product_created`,

@@ -1,5 +1,6 @@
 //! Connecting a WooCommerce store without copying keys: the merchant is sent to the
-//! store's `/wc-auth/v1/authorize` screen (`../shared/reference/woocommerce.md` §B.6),
+//! store's `/wc-auth/v1/authorize` screen (`woocommerce/woocommerce-rest-api-docs`
+//! `source/includes/wp-api-v3/_authentication.md`; docs/protocols.md, WooCommerce §B.6),
 //! approves, and WooCommerce posts a new key pair to our callback, naming the request by
 //! the `user_id` we gave it: a random single-use token whose hash is all we keep. The
 //! callback verifies the keys against the store, saves them encrypted and connects the

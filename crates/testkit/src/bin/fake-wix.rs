@@ -6,7 +6,8 @@
 //! - `{"op": "plan", "instanceId": "…", "packageName": "scale-monthly" | null,
 //!   "autoRenewing": true, "cycle": "MONTHLY"}` sets the site's paid plan (null: free), as
 //!   the app instance API will report it (with an `expirationDate` only for yearly plans,
-//!   as Wix does: `../shared/reference/wix.md` §5.1);
+//!   as Wix does: `wix-incubator/wix-rest-docs` `all/all-apis/apps.service.json`;
+//!   docs/protocols.md, Wix §5.1);
 //! - `{"op": "seed", "instanceId": "…", "titles": ["…"]}` adds one simple product per title
 //!   to the site's catalog and answers their ids (`{"ok": true, "ids": […]}`).
 
